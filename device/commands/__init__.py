@@ -1,0 +1,1 @@
+"""Device-side subcommands (gate, install-service). Never import torch."""

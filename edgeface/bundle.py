@@ -1,0 +1,222 @@
+"""The model bundle: a directory with model files and ``edgeface.json``.
+
+``edgeface.json`` carries everything a runtime needs to reproduce preprocessing (input size, colour order,
+layout, normalisation), the embedding size, a sha256 fingerprint per model file, where the model came from,
+and calibrated thresholds. One loader validates it: missing or unknown fields, a missing file or a changed
+file all give a clear :class:`~edgeface.errors.ModelError`.
+
+A bare external ``.onnx`` or ``.tflite`` file is accepted with the documented defaults
+(:data:`DEFAULT_INPUT`: 112x112, RGB, NCHW for ONNX / read from the file for TFLite, (x - 127.5) / 128).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ChecksumError, ModelError
+from .fileutil import atomic_write_bytes, sha256_file
+
+BUNDLE_FILE = "edgeface.json"
+FORMAT_VERSION = 1
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InputSpec(Strict):
+    size: tuple[int, int] = Field((112, 112), description="height, width of the aligned crop")
+    color_order: Literal["RGB", "BGR"] = Field("RGB", description="channel order the model expects")
+    layout: Literal["NCHW", "NHWC"] = Field("NCHW", description="tensor layout of the model input")
+    mean: tuple[float, float, float] = Field((127.5, 127.5, 127.5), description="subtracted per channel")
+    std: tuple[float, float, float] = Field((128.0, 128.0, 128.0), description="divided per channel")
+
+
+DEFAULT_INPUT = InputSpec()
+
+
+class ModelFile(Strict):
+    file: str = Field(description="file name inside the bundle")
+    format: Literal["onnx", "tflite"]
+    precision: Literal["fp32", "int8"]
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=1, description="bytes")
+
+
+class Threshold(Strict):
+    value: float = Field(description="cosine similarity at or above which a match is accepted")
+    far: float = Field(description="target false-accept rate it was calibrated for")
+    tar: float | None = Field(None, description="expected true-accept rate at that threshold")
+    fnir: float | None = Field(None, description="expected one-shot false-negative identification rate")
+    data: str | None = Field(None, description="what it was calibrated on")
+    calibrated_at: str | None = None
+
+
+class BundleMeta(Strict):
+    format_version: int = Field(FORMAT_VERSION)
+    name: str = "edgeface"
+    source: Literal["trained", "imported"]
+    input: InputSpec = Field(default_factory=InputSpec)
+    embedding_size: int = Field(ge=1)
+    models: dict[str, ModelFile] = Field(description="key (e.g. onnx_fp32, onnx_int8, tflite_int8) -> file")
+    thresholds: dict[str, Threshold] = Field(default_factory=dict, description="model key -> calibrated threshold")
+    created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    notes: dict = Field(default_factory=dict, description="free-form provenance: training run, quantization choices")
+
+
+def model_key(fmt: str, precision: str) -> str:
+    return f"{fmt}_{precision}"
+
+
+class Bundle:
+    """A validated bundle directory (or a bare model file wrapped with default metadata)."""
+
+    def __init__(self, root: Path, meta: BundleMeta, bare: bool = False) -> None:
+        self.root = root
+        self.meta = meta
+        self.bare = bare
+
+    # -- loading -------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path, verify: bool = True) -> "Bundle":
+        path = Path(path)
+        if path.is_file() and path.suffix in (".onnx", ".tflite"):
+            return cls.from_bare_model(path)
+        if path.is_file() and path.name == BUNDLE_FILE:
+            path = path.parent
+        meta_path = path / BUNDLE_FILE
+        if not path.exists():
+            raise ModelError(f"bundle not found: {path}")
+        if not meta_path.is_file():
+            raise ModelError(f"{path} is not a bundle: {BUNDLE_FILE} is missing")
+        try:
+            raw = json.loads(meta_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelError(f"{meta_path}: not valid JSON: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ModelError(f"{meta_path}: expected a JSON object")
+        version = raw.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ModelError(f"{meta_path}: format_version {version!r} is not supported (expected {FORMAT_VERSION})")
+        try:
+            meta = BundleMeta.model_validate(raw)
+        except ValidationError as exc:
+            raise ModelError(f"{meta_path}: invalid bundle metadata:\n{_describe(exc)}") from None
+        if not meta.models:
+            raise ModelError(f"{meta_path}: lists no model files")
+        bundle = cls(path, meta)
+        for key, mf in meta.models.items():
+            f = path / mf.file
+            if not f.is_file():
+                raise ModelError(f"{meta_path}: model {key} file {mf.file} is missing")
+            if verify:
+                bundle.verify_file(key)
+        return bundle
+
+    @classmethod
+    def from_bare_model(cls, path: Path) -> "Bundle":
+        fmt = "onnx" if path.suffix == ".onnx" else "tflite"
+        inp, emb, precision = _inspect_model(path, fmt)
+        mf = ModelFile(file=path.name, format=fmt, precision=precision, sha256=sha256_file(path), size=path.stat().st_size)
+        meta = BundleMeta(source="imported", name=path.stem, input=inp, embedding_size=emb, models={model_key(fmt, precision): mf})
+        return cls(path.parent, meta, bare=True)
+
+    # -- access --------------------------------------------------------------------------------------
+    def path_of(self, key: str) -> Path:
+        return self.root / self.model(key).file
+
+    def model(self, key: str) -> ModelFile:
+        try:
+            return self.meta.models[key]
+        except KeyError:
+            raise ModelError(f"bundle {self.root} has no model {key!r}; it has {', '.join(self.meta.models)}") from None
+
+    def default_key(self, prefer: tuple[str, ...] = ("onnx_int8", "onnx_fp32", "tflite_int8", "tflite_fp32")) -> str:
+        for key in prefer:
+            if key in self.meta.models:
+                return key
+        return next(iter(self.meta.models))
+
+    def fingerprint(self, key: str) -> str:
+        return self.model(key).sha256
+
+    def threshold(self, key: str) -> Threshold | None:
+        return self.meta.thresholds.get(key)
+
+    def verify_file(self, key: str) -> None:
+        mf = self.model(key)
+        f = self.root / mf.file
+        size = f.stat().st_size
+        if size != mf.size:
+            raise ChecksumError(f"{f}: {size} bytes, the bundle says {mf.size}: the file is truncated or replaced")
+        digest = sha256_file(f)
+        if digest != mf.sha256:
+            raise ChecksumError(f"{f}: sha256 {digest} differs from the bundle's {mf.sha256}: the file is corrupt or replaced")
+
+    # -- writing -------------------------------------------------------------------------------------
+    def save(self) -> Path:
+        if self.bare:
+            raise ModelError("a bare model file has no edgeface.json to save; export a bundle first")
+        out = self.root / BUNDLE_FILE
+        atomic_write_bytes(out, (self.meta.model_dump_json(indent=2) + "\n").encode(), mode=0o644)
+        return out
+
+
+def describe_model_file(root: Path, file: str, fmt: str, precision: str) -> ModelFile:
+    p = Path(root) / file
+    return ModelFile(file=file, format=fmt, precision=precision, sha256=sha256_file(p), size=p.stat().st_size)
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"  {where}: {msg}")
+    return "\n".join(lines)
+
+
+def _inspect_model(path: Path, fmt: str) -> tuple[InputSpec, int, str]:
+    """Input layout, embedding size and precision of a bare model file (documented defaults otherwise)."""
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        try:
+            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"{path}: not a loadable ONNX model: {exc}") from exc
+        shape = sess.get_inputs()[0].shape
+        out = sess.get_outputs()[0].shape
+        layout = "NHWC" if len(shape) == 4 and shape[-1] == 3 else "NCHW"
+        hw = (shape[1], shape[2]) if layout == "NHWC" else (shape[2], shape[3])
+        emb = out[-1] if isinstance(out[-1], int) else 128
+        ops = {n.op_type for n in _onnx_nodes(path)}
+        precision = "int8" if ops & {"QuantizeLinear", "QLinearConv"} else "fp32"
+    else:
+        from .runtime.litert import load_interpreter
+
+        interp = load_interpreter(path, threads=1)
+        d_in = interp.get_input_details()[0]
+        d_out = interp.get_output_details()[0]
+        shape = list(d_in["shape"])
+        layout = "NHWC" if shape[-1] == 3 else "NCHW"
+        hw = (shape[1], shape[2]) if layout == "NHWC" else (shape[2], shape[3])
+        emb = int(d_out["shape"][-1])
+        precision = "int8" if d_in["dtype"].__name__ in ("int8", "uint8") else "fp32"
+        if precision == "fp32" and any(t["dtype"].__name__ == "int8" for t in interp.get_tensor_details()):
+            precision = "int8"
+    size = tuple(int(v) if isinstance(v, int) and v > 0 else 112 for v in hw)
+    return InputSpec(size=size, layout=layout), int(emb), precision
+
+
+def _onnx_nodes(path: Path):
+    try:
+        import onnx
+    except ImportError:  # the device extra has no onnx package: precision then defaults to fp32
+        return []
+    return onnx.load(str(path), load_external_data=False).graph.node

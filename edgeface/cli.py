@@ -1,0 +1,80 @@
+"""The ``edgeface`` command line.
+
+Every subcommand is one module in ``edgeface.commands``, ``edgeface.export.commands`` or
+``edgeface.device.commands`` that defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and
+``run(args) -> int``. Modules are discovered, so adding a command never touches this file.
+
+Command modules keep heavy imports (torch, onnx, device libraries) inside ``run`` so that
+building the parser, and ``edgeface gate``, never import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from types import ModuleType
+
+from . import __version__
+from .errors import ConfigError, EdgefaceError
+
+COMMAND_PACKAGES = ("edgeface.commands", "edgeface.export.commands", "edgeface.device.commands")
+
+EX_CONFIG = 78
+
+
+def discover_commands() -> list[ModuleType]:
+    """Import every command module and return them sorted by name."""
+    found: dict[str, ModuleType] = {}
+    for package_name in COMMAND_PACKAGES:
+        package = importlib.import_module(package_name)
+        for info in pkgutil.iter_modules(package.__path__):
+            if info.name.startswith("_"):
+                continue
+            module = importlib.import_module(f"{package_name}.{info.name}")
+            name = getattr(module, "NAME", None)
+            if name is None:
+                continue
+            if name in found:
+                raise RuntimeError(f"two modules define the command {name!r}: {found[name].__name__}, {module.__name__}")
+            found[name] = module
+    return [found[k] for k in sorted(found)]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgeface", description="Face-recognition door access on edge hardware.")
+    parser.add_argument("--version", action="version", version=f"edgeface {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in discover_commands():
+        p = sub.add_parser(module.NAME, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP))
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except ConfigError as exc:
+        print(f"edgeface: config error: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except EdgefaceError as exc:
+        print(f"edgeface: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Core subcommands of the ``edgeface`` CLI, one module each (see :mod:`edgeface.cli`)."""

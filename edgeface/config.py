@@ -1,0 +1,167 @@
+"""Configuration: TOML validated with pydantic.
+
+Unknown keys are forbidden and every field is described; an error names the file, the key and the line.
+``edgeface validate-config FILE`` exits 78 (EX_CONFIG) on error, as does the gate.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+
+#: the relay is never held longer than this, whatever a config says
+HARD_MAX_PULSE_S = 15.0
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(Section):
+    bundle: Path = Field(description="model bundle directory (edgeface.json + model files)")
+    key: str | None = Field(None, description="which model of the bundle to run (onnx_int8, tflite_int8, ...); default: the bundle's preferred")
+    threads: int = Field(1, ge=1, le=64, description="inference threads")
+    providers: list[str] | None = Field(None, description="onnxruntime execution providers, e.g. ['CUDAExecutionProvider', 'CPUExecutionProvider']")
+    gallery: Path = Field(description="gallery file of enrolled people (edgeface enroll)")
+
+
+class DetectorConfig(Section):
+    kind: Literal["yunet", "haar"] = Field("yunet", description="yunet (accurate) or haar (zero-download fallback, lower accuracy)")
+    model_path: Path | None = Field(None, description="YuNet ONNX file; default: the model registry cache")
+    score_threshold: float = Field(0.7, gt=0, lt=1, description="minimum detector score")
+
+
+class CameraConfig(Section):
+    source: str = Field(description="'picamera2', a device index ('0'), a V4L2 path (/dev/video0), a GStreamer pipeline, an rtsp:// URL, a video file or an image folder")
+    width: int = Field(640, ge=16, description="requested frame width")
+    height: int = Field(480, ge=16, description="requested frame height")
+    fps: float = Field(15.0, gt=0, description="requested camera frame rate")
+    read_timeout_s: float = Field(2.0, gt=0, description="a read that takes longer counts as a hung camera")
+    retry_initial_s: float = Field(0.5, gt=0, description="first reconnect delay after the camera is lost")
+    retry_max_s: float = Field(30.0, gt=0, description="longest reconnect delay (exponential backoff)")
+
+
+class QualityConfig(Section):
+    min_face_px: int = Field(60, ge=8, description="ignore faces whose box is smaller than this (pixels)")
+    min_eye_distance_px: float = Field(20.0, ge=2, description="minimum distance between the eyes (pixels)")
+    min_sharpness: float = Field(15.0, ge=0, description="minimum variance of the Laplacian of the aligned crop")
+    max_pose_asymmetry: float = Field(0.45, gt=0, description="how far the nose may sit off the eye midline, as a fraction of eye distance")
+
+
+class PolicyConfig(Section):
+    threshold: float | None = Field(None, ge=-1, le=1, description="cosine threshold; default: the bundle's calibrated threshold for the model in use")
+    k: int = Field(3, ge=1, description="matches of the same person needed...")
+    n: int = Field(5, ge=1, description="...within the last n processed frames")
+    min_margin: float = Field(0.05, ge=0, description="minimum score gap to the second-best person")
+    cooldown_s: float = Field(10.0, ge=0, description="after an unlock, the same person is not unlocked again for this long")
+    lockout_unknown: int = Field(10, ge=1, description="this many unknown faces...")
+    lockout_window_s: float = Field(30.0, gt=0, description="...within this window...")
+    lockout_s: float = Field(60.0, ge=0, description="...lock recognition out for this long")
+    max_fps: float = Field(10.0, gt=0, description="process at most this many frames per second")
+    max_frame_age_s: float = Field(0.5, gt=0, description="drop frames older than this")
+    face_gap_s: float = Field(1.5, gt=0, description="no face for this long ends an appearance (resets the k-of-n window)")
+
+    @model_validator(mode="after")
+    def _k_le_n(self):
+        if self.k > self.n:
+            raise ValueError(f"k ({self.k}) must not exceed n ({self.n})")
+        return self
+
+
+class RelayConfig(Section):
+    backend: Literal["gpiozero", "jetson", "mock"] = Field("gpiozero", description="gpiozero (Raspberry Pi), jetson (Jetson.GPIO) or mock (simulation)")
+    pin: int | str = Field(17, description="GPIO pin (BCM number on a Pi, BOARD number on a Jetson)")
+    active_high: bool = Field(True, description="False for relay boards that energise on a low pin")
+    pulse_s: float = Field(3.0, gt=0, le=HARD_MAX_PULSE_S, description=f"how long the door stays unlocked (at most {HARD_MAX_PULSE_S} s)")
+
+
+class AuditConfig(Section):
+    path: Path = Field(Path("/var/lib/edgeface/audit.db"), description="SQLite audit database")
+    retention_days: float = Field(90.0, gt=0, description="delete events older than this")
+    max_rows: int = Field(100_000, ge=100, description="keep at most this many events")
+    save_faces: bool = Field(False, description="store the aligned face crop of each decision (privacy: off by default)")
+    faces_dir: Path | None = Field(None, description="where saved face crops go (default: next to the database)")
+
+
+class GateConfig(Section):
+    model: ModelConfig
+    camera: CameraConfig
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    relay: RelayConfig = Field(default_factory=RelayConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+
+
+_TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.]+)\s*=")
+
+
+def key_lines(text: str) -> dict[str, int]:
+    """Map dotted keys ("policy.k") and tables ("policy") to their 1-based line numbers."""
+    lines: dict[str, int] = {}
+    table = ""
+    for n, line in enumerate(text.splitlines(), start=1):
+        m = _TABLE.match(line)
+        if m:
+            table = m.group(1).replace('"', "").replace("'", "")
+            lines.setdefault(table, n)
+            continue
+        m = _KEY.match(line)
+        if m:
+            key = m.group(1).replace('"', "").replace("'", "")
+            lines.setdefault(f"{table}.{key}" if table else key, n)
+    return lines
+
+
+def _resolve_paths(cfg: BaseModel, base: Path) -> None:
+    """Relative paths in a config file are relative to the file's directory."""
+    for name, value in cfg:
+        if isinstance(value, BaseModel):
+            _resolve_paths(value, base)
+        elif isinstance(value, Path) and not value.is_absolute():
+            object.__setattr__(cfg, name, base / value)
+
+
+def parse_config(text: str, source: str = "<config>", model: type[BaseModel] = GateConfig, base: Path | None = None):
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        cfg = model.model_validate(data)
+    except ValidationError as exc:
+        lines = key_lines(text)
+        problems = []
+        for err in exc.errors():
+            loc = [str(p) for p in err["loc"] if not isinstance(p, int)]
+            key = ".".join(loc)
+            line = None
+            for i in range(len(loc), 0, -1):
+                line = lines.get(".".join(loc[:i]))
+                if line:
+                    break
+            what = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            where = f"{source}:{line}" if line else source
+            problems.append(f"{where}: {key or '(top level)'}: {what}")
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems)) from None
+    if base is not None:
+        _resolve_paths(cfg, base)
+    return cfg
+
+
+def load_config(path: str | Path, model: type[BaseModel] = GateConfig):
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return parse_config(text, str(path), model, base=path.resolve().parent)

@@ -1,0 +1,1 @@
+"""Desktop-side subcommands (train, prepare, export, ...). Heavy imports stay inside ``run``."""
