@@ -52,6 +52,9 @@ class QualityConfig(Section):
     min_eye_distance_px: float = Field(20.0, ge=2, description="minimum distance between the eyes (pixels)")
     min_sharpness: float = Field(15.0, ge=0, description="minimum variance of the Laplacian of the aligned crop")
     max_pose_asymmetry: float = Field(0.45, gt=0, description="how far the nose may sit off the eye midline, as a fraction of eye distance")
+    max_eye_mouth_asymmetry: float = Field(0.25, gt=0, description="how much the right and left eye-to-mouth-corner distances may differ, as a fraction of their mean (yaw, tilt)")
+    min_score: float = Field(0.75, ge=0, le=1, description="minimum detector score for a face to be enrolled or matched")
+    similar_size_ratio: float = Field(0.8, gt=0, le=1, description="another face at least this fraction of the main face's size makes the frame ambiguous (rejected)")
 
 
 class PolicyConfig(Section):
