@@ -1,0 +1,21 @@
+"""The device path never imports torch, and device libraries are imported lazily."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+CHECK = """
+import sys
+import edgeface, edgeface.device, edgeface.runtime, edgeface.detect, edgeface.bundle, edgeface.config
+from edgeface.cli import build_parser
+build_parser()
+heavy = [m for m in ("torch", "gpiozero", "picamera2", "lgpio", "Jetson", "litert_torch", "tensorflow") if m in sys.modules]
+print(",".join(heavy))
+"""
+
+
+def test_core_device_and_cli_parser_do_not_import_torch_or_device_libraries():
+    out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"imported at start-up: {out.stdout.strip()}"
