@@ -1,0 +1,144 @@
+"""OpenCV ``VideoCapture`` sources: V4L2 devices, GStreamer pipelines (Jetson CSI cameras), network streams
+(RTSP/HTTP through FFmpeg) and video-file replay with real decoding.
+
+Live captures ask for a one-frame buffer so a slow pipeline reads a fresh frame rather than a queue of old
+ones, and set OpenCV's own open/read timeouts where the backend honours them (FFmpeg, GStreamer). Those are
+a first line only: :class:`~edgeface.device.camera_watch.WatchedCamera` enforces the read timeout for every
+source, whatever the backend does.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import cv2
+
+from .camera import Camera, CameraError, Frame, ReplayTimer
+
+log = logging.getLogger(__name__)
+
+_BACKENDS = {
+    "v4l2": cv2.CAP_V4L2,
+    "gstreamer": cv2.CAP_GSTREAMER,
+    "stream": cv2.CAP_FFMPEG,
+}
+
+
+class _Capture(Camera):
+    """What every ``cv2.VideoCapture`` source shares: the capture handle and its release."""
+
+    _cap: cv2.VideoCapture | None = None
+
+    def close(self) -> None:
+        cap, self._cap = self._cap, None
+        if cap is not None:
+            cap.release()
+
+
+class OpenCVCamera(_Capture):
+    """A live OpenCV capture. ``kind`` is "v4l2" (index or /dev/video path), "gstreamer" (a pipeline ending in
+    appsink) or "stream" (rtsp://, http://). Frames are stamped with the monotonic clock right after decode."""
+
+    finite = False
+
+    def __init__(self, source: str, kind: str, width: int = 640, height: int = 480, fps: float = 15.0,
+                 timeout_s: float = 2.0):
+        if kind not in _BACKENDS:
+            raise CameraError(f"unknown OpenCV source kind {kind!r}")
+        self.source = source
+        self.kind = kind
+        self.width, self.height, self.fps = width, height, fps
+        self.timeout_s = timeout_s
+        self.description = f"{kind} {source}"
+        self._cap: cv2.VideoCapture | None = None
+        self._index = 0
+
+    def _target(self):
+        if self.kind == "v4l2" and self.source.strip().isdigit():
+            return int(self.source.strip())
+        return self.source
+
+    def open(self) -> None:
+        if self._cap is not None:
+            return
+        ms = int(self.timeout_s * 1000)
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        if self.kind == "v4l2":
+            params += [cv2.CAP_PROP_FRAME_WIDTH, self.width, cv2.CAP_PROP_FRAME_HEIGHT, self.height]
+        cap = cv2.VideoCapture(self._target(), _BACKENDS[self.kind], params)
+        if not cap.isOpened():
+            cap.release()
+            hint = {
+                "v4l2": "is the camera plugged in, and is the user in the 'video' group?",
+                "gstreamer": "is OpenCV built with GStreamer, and does the pipeline end in appsink?",
+                "stream": "is the URL reachable, and are the credentials right?",
+            }[self.kind]
+            raise CameraError(f"cannot open {self.description} ({hint})")
+        if self.kind == "v4l2":
+            cap.set(cv2.CAP_PROP_FPS, self.fps)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        self._cap = cap
+        self._index = 0
+
+    def read(self) -> Frame:
+        if self._cap is None:
+            raise CameraError(f"{self.description} is not open")
+        ok, image = self._cap.read()
+        if not ok or image is None:
+            raise CameraError(f"{self.description} delivered no frame")
+        return self._frame(image, time.monotonic())
+
+
+class VideoFileCamera(_Capture):
+    """Replay of a video file, decoded frame by frame by OpenCV (FFmpeg or OpenCV's MJPEG reader).
+
+    ``fps`` is the file's own rate (``fallback_fps`` when the container does not say). ``read()`` returns None
+    at the end of the file (also when decoding stops early: that is logged, since container frame counts are
+    only estimates for some formats).
+    """
+
+    finite = True
+
+    def __init__(self, path: str | Path, fallback_fps: float = 15.0, realtime: bool = True):
+        self.path = Path(path)
+        self.fallback_fps = fallback_fps
+        self.realtime = realtime
+        self.description = f"video {self.path}"
+        self.fps = None
+        self.frame_count: int | None = None
+        self._cap: cv2.VideoCapture | None = None
+        self._index = 0
+        self._timer: ReplayTimer | None = None
+        self._warned = False
+
+    def open(self) -> None:
+        if self._cap is not None:
+            return
+        if not self.path.is_file():
+            raise CameraError(f"{self.path}: no such video file")
+        cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened():
+            cap.release()
+            raise CameraError(f"{self.path}: OpenCV cannot decode this video (unsupported codec or not a video)")
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and math.isfinite(fps) and 0 < fps < 1000 else float(self.fallback_fps)
+        count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        self.frame_count = int(count) if count and math.isfinite(count) and count > 0 else None
+        self._cap = cap
+        self._index = 0
+        self._timer = ReplayTimer(self.fps, self.realtime)
+
+    def read(self) -> Frame | None:
+        if self._cap is None:
+            raise CameraError(f"{self.description} is not open")
+        ok, image = self._cap.read()
+        if not ok or image is None:
+            if self.frame_count is not None and self._index < self.frame_count - 1 and not self._warned:
+                # container frame counts are estimates for some formats: say so, but end the replay normally
+                log.warning("%s: decoding stopped at frame %d of %d announced", self.path, self._index, self.frame_count)
+                self._warned = True
+            return None
+        return self._frame(image, self._timer.stamp(self._index))
