@@ -1,0 +1,253 @@
+"""Install the gate as a systemd service: user, directories, config skeleton, unit file, daemon-reload.
+
+The installation is a list of :class:`Step` objects built first and then either printed (``--dry-run``) or
+printed and carried out, so the dry run shows exactly what a real run does. With a ``prefix`` other than ``/``
+(staging a root file system, or a test's tmp dir) files are written below the prefix and the steps that act on
+the running system (useradd, chown, systemctl) are printed as skipped.
+
+The unit file and the example config are package data (``edgeface.device/data``, links to ``systemd/`` in the
+source tree, copied into wheels), so a non-editable install finds them too.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path, PurePosixPath
+
+from edgeface.errors import EdgefaceError
+
+UNIT_NAME = "edgeface-gate.service"
+EXAMPLE_CONFIG = "gate.example.toml"
+DEFAULT_USER = "edgeface"
+DEFAULT_CONFIG = "/etc/edgeface/gate.toml"
+DEFAULT_UNIT_DIR = "/etc/systemd/system"
+STATE_DIR = "/var/lib/edgeface"
+#: groups that own /dev/gpiochip* and /dev/video* on Raspberry Pi OS (and gpio on a Jetson after Jetson.GPIO setup)
+DEVICE_GROUPS = ("gpio", "video")
+#: ProtectHome=true hides these; an executable or config below them needs ProtectHome=read-only
+HOME_DIRS = ("/home", "/root", "/run/user")
+_USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,30}$")
+
+
+class InstallError(EdgefaceError):
+    """The service cannot be installed as asked (not root, bad user name, relative config path...)."""
+
+
+def read_data(name: str) -> str:
+    """The text of a packaged file: the unit or the example config."""
+    return (files("edgeface.device") / "data" / name).read_text(encoding="utf-8")
+
+
+def systemd_quote(arg: str) -> str:
+    """One ExecStart= argument: ``%`` and ``$`` escaped (specifiers, variables), quoted when it has spaces."""
+    arg = arg.replace("%", "%%").replace("$", "$$")
+    if arg and not re.search(r"[\s\"'\\;]", arg):
+        return arg
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _under_home(path: str) -> bool:
+    p = PurePosixPath(path)
+    return any(p == PurePosixPath(h) or PurePosixPath(h) in p.parents for h in HOME_DIRS)
+
+
+def render_unit(template: str, exec_start: Sequence[str], user: str, groups: Sequence[str]) -> str:
+    """The unit with ExecStart=, User=, Group= and SupplementaryGroups= set for this machine.
+
+    ``groups`` are the device groups that exist here: systemd refuses to start a unit that names a missing
+    group (status 216/GROUP). ProtectHome=true becomes read-only when the executable or the config lives
+    below /home (a virtual environment in a home directory), which the service could not reach otherwise."""
+    protect_home = "read-only" if any(_under_home(a) for a in exec_start if a.startswith("/")) else None
+    out = []
+    for line in template.splitlines():
+        key = line.split("=", 1)[0] if "=" in line and not line.startswith("#") else None
+        if key == "ExecStart":
+            line = "ExecStart=" + " ".join(systemd_quote(a) for a in exec_start)
+        elif key == "User":
+            line = f"User={user}"
+        elif key == "Group":
+            line = f"Group={user}"
+        elif key == "SupplementaryGroups":
+            if not groups:
+                continue
+            line = "SupplementaryGroups=" + " ".join(groups)
+        elif key == "ProtectHome" and protect_home:
+            line = f"ProtectHome={protect_home}"
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def find_executable() -> list[str]:
+    """The command that runs this installation's edgeface: the ``edgeface`` script next to the running
+    interpreter (a virtual environment's bin/), else the one on PATH, else ``python -m edgeface.cli``."""
+    candidates = [Path(sys.executable).parent / "edgeface"]
+    on_path = shutil.which("edgeface")
+    if on_path:
+        candidates.append(Path(on_path))
+    for c in candidates:
+        if c.is_file() and os.access(c, os.X_OK):
+            return [str(c.absolute())]
+    return [str(Path(sys.executable).absolute()), "-m", "edgeface.cli"]
+
+
+def existing_groups(names: Sequence[str] = DEVICE_GROUPS) -> list[str]:
+    found = []
+    for name in names:
+        try:
+            grp.getgrnam(name)
+            found.append(name)
+        except KeyError:
+            pass
+    return found
+
+
+def user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+@dataclass
+class Step:
+    """One thing the installer does. ``action`` is None for a step that is only reported (skipped)."""
+
+    text: str
+    action: Callable[[], None] | None = None
+
+
+@dataclass
+class Plan:
+    user: str = DEFAULT_USER
+    config: str = DEFAULT_CONFIG
+    unit_dir: str = DEFAULT_UNIT_DIR
+    prefix: str = "/"
+    exec_cmd: Sequence[str] | None = None
+    groups: Sequence[str] | None = None
+
+    def __post_init__(self):
+        if not _USER_NAME.match(self.user):
+            raise InstallError(f"--user {self.user!r} is not a valid system user name (lower case letters, digits, _ and -)")
+        for name, value in (("--config", self.config), ("--unit-dir", self.unit_dir)):
+            if not value.startswith("/"):
+                raise InstallError(f"{name} must be an absolute path, got {value!r}")
+        if self.exec_cmd is None:
+            self.exec_cmd = find_executable()
+        if self.groups is None:
+            self.groups = existing_groups()
+
+    @property
+    def live(self) -> bool:
+        """True when installing into the running system (prefix /): users, owners and systemctl are real."""
+        return Path(self.prefix).resolve() == Path("/")
+
+    def target(self, path: str) -> Path:
+        return Path(self.prefix) / path.lstrip("/")
+
+    def unit_text(self) -> str:
+        exec_start = [*self.exec_cmd, "gate", "--config", self.config]
+        return render_unit(read_data(UNIT_NAME), exec_start, self.user, self.groups)
+
+    def steps(self) -> list[Step]:
+        steps: list[Step] = []
+        steps += self._user_steps()
+        config_dir = str(PurePosixPath(self.config).parent)
+        steps.append(self._mkdir(config_dir, 0o755, "root", "root"))
+        steps.append(self._mkdir(STATE_DIR, 0o700, self.user, self.user))
+        steps.append(self._config_step())
+        unit = str(PurePosixPath(self.unit_dir) / UNIT_NAME)
+        steps.append(Step(f"write {self.target(unit)} (mode 0644, ExecStart={' '.join(self.exec_cmd)} gate --config {self.config})",
+                          lambda: _write(self.target(unit), self.unit_text(), 0o644)))
+        if self.live:
+            steps.append(Step("run: systemctl daemon-reload", lambda: _run(["systemctl", "daemon-reload"])))
+        else:
+            steps.append(Step(f"skip: systemctl daemon-reload (prefix {self.prefix} is not the running system)"))
+        return steps
+
+    def _user_steps(self) -> list[Step]:
+        missing = [g for g in DEVICE_GROUPS if g not in self.groups]
+        notes = []
+        if missing:
+            notes.append(Step(f"note: group(s) {', '.join(missing)} do not exist here; left out of SupplementaryGroups= "
+                              "(the service needs read/write access to /dev/gpiochip* and the camera; see docs/deployment.md)"))
+        if not self.live:
+            return notes + [Step(f"skip: create system user {self.user} (prefix {self.prefix} is not the running system)")]
+        if user_exists(self.user):
+            if not self.groups:
+                return notes + [Step(f"keep: system user {self.user} exists")]
+            cmd = ["usermod", "--append", "--groups", ",".join(self.groups), self.user]
+            return notes + [Step(f"run: {' '.join(cmd)} (user {self.user} exists)", lambda: _run(cmd))]
+        cmd = ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", STATE_DIR,
+               "--shell", "/usr/sbin/nologin"]
+        if self.groups:
+            cmd += ["--groups", ",".join(self.groups)]
+        cmd.append(self.user)
+        return notes + [Step(f"run: {' '.join(cmd)}", lambda: _run(cmd))]
+
+    def _mkdir(self, path: str, mode: int, owner: str, group: str) -> Step:
+        target = self.target(path)
+        owned = f"owner {owner}:{group}" if self.live else f"skip: chown {owner}:{group}, prefix is not the running system"
+
+        def make():
+            target.mkdir(parents=True, exist_ok=True)
+            os.chmod(target, mode)
+            if self.live:
+                shutil.chown(target, owner, group)
+
+        return Step(f"create directory {target} (mode {mode:04o}; {owned})", make)
+
+    def _config_step(self) -> Step:
+        target = self.target(self.config)
+        if target.exists():
+            return Step(f"keep: {target} exists and is never overwritten")
+        owned = f"owner root:{self.user}" if self.live else f"skip: chown root:{self.user}, prefix is not the running system"
+
+        def write():
+            _write(target, read_data(EXAMPLE_CONFIG), 0o640, exclusive=True)
+            if self.live:
+                shutil.chown(target, "root", self.user)
+
+        return Step(f"write {target} from {EXAMPLE_CONFIG} (mode 0640; {owned}); edit it before starting the service", write)
+
+
+def _write(path: Path, text: str, mode: int, exclusive: bool = False) -> None:
+    """Write a whole file with ``mode``; ``exclusive`` refuses to replace an existing one (a config)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+def _run(cmd: list[str]) -> None:
+    try:
+        subprocess.run(cmd, check=True)
+    except FileNotFoundError:
+        raise InstallError(f"{cmd[0]} not found; is this a systemd system?") from None
+    except subprocess.CalledProcessError as exc:
+        raise InstallError(f"{' '.join(cmd)} failed with exit status {exc.returncode}") from None
+
+
+def install(plan: Plan, dry_run: bool = False, out=print) -> int:
+    """Print every step; carry them out unless ``dry_run``. Returns 0."""
+    if plan.live and not dry_run and os.geteuid() != 0:
+        raise InstallError("installing into the running system needs root (sudo); --dry-run shows the steps")
+    prefix = "[dry-run] " if dry_run else ""
+    for step in plan.steps():
+        out(prefix + step.text)
+        if step.action is not None and not dry_run:
+            step.action()
+    if plan.live:
+        out(f"{prefix}next: edit {plan.config}, then: systemctl enable --now {UNIT_NAME}; journalctl -u {UNIT_NAME} -f")
+    return 0
