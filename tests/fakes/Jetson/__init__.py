@@ -1,0 +1,1 @@
+"""Fake ``Jetson`` package (see ../README.md): only ``Jetson.GPIO`` is provided."""
