@@ -223,14 +223,20 @@ class Gallery:
                         "count": int(len(p.embeddings))} for p in self.people],
         }
         head = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        parts = [check_embeddings(p.embeddings, self.embedding_size, f"embeddings of {p.name!r}").astype(DTYPE)
-                 for p in self.people]
-        payload = b"".join(a.tobytes() for a in parts)
+        for p in self.people:
+            if np.ndim(p.embeddings) != 2 or len(p.embeddings) == 0 or np.shape(p.embeddings)[1] != self.embedding_size:
+                check_embeddings(p.embeddings, self.embedding_size, f"embeddings of {p.name!r}")  # raises
+        matrix = (np.concatenate([p.embeddings for p in self.people]) if self.people
+                  else np.zeros((0, self.embedding_size), np.float32))
+        self._check_rows(matrix, "")
+        payload = np.ascontiguousarray(matrix, dtype=DTYPE).tobytes()
         body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(head), len(payload)) + head + payload
         return body + hashlib.sha256(body).digest()
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "<gallery>", expected_fingerprint: str | None = None) -> "Gallery":
+        if not data:
+            raise GalleryTruncatedError(f"{source}: the file is empty (0 bytes): an interrupted copy?")
         if len(data) < _PREFIX.size:
             if not MAGIC.startswith(data[:len(MAGIC)]):
                 raise GalleryFormatError(f"{source}: not an edgeface gallery file (bad magic)")
@@ -300,6 +306,8 @@ class Gallery:
                 f"({sum(counts) * row_bytes} bytes), the payload has {len(payload)} bytes")
         matrix = np.frombuffer(payload, dtype=DTYPE).reshape(-1, size).astype(np.float32)
         gallery = cls(fingerprint, size, [])
+        owners = [str(e.get("name", "?")) if isinstance(e, dict) else "?" for e in entries]
+        gallery._check_rows(matrix, f"{source}: ", np.repeat(np.arange(len(counts)), counts), owners)
         seen_ids: set[str] = set()
         seen_names: set[str] = set()
         start = 0
@@ -312,10 +320,26 @@ class Gallery:
                 raise GalleryFormatError(f"{source}: person {name!r} (id {pid}) appears twice")
             seen_ids.add(pid)
             seen_names.add(name)
-            emb = check_embeddings(matrix[start:start + count], size, f"{source}: embeddings of {name!r}")
-            gallery.people.append(Person(pid, name, created, updated, emb))
+            gallery.people.append(Person(pid, name, created, updated, matrix[start:start + count].copy()))
             start += count
         return gallery
+
+    def _check_rows(self, matrix: np.ndarray, prefix: str, owner: np.ndarray | None = None,
+                    names: list[str] | None = None) -> None:
+        """Every row finite and non-zero, checked at once; the error names the person the bad row belongs to."""
+        if owner is None:
+            owner = np.repeat(np.arange(len(self.people)), [len(p.embeddings) for p in self.people])
+            names = [p.name for p in self.people]
+        finite = np.all(np.isfinite(matrix), axis=1)
+        if not finite.all():
+            row = int(np.flatnonzero(~finite)[0])
+            raise GalleryNonFiniteError(f"{prefix}embeddings of {names[owner[row]]!r}: "
+                                        f"embedding {row - int(np.searchsorted(owner, owner[row]))} contains NaN or infinity")
+        zero = np.linalg.norm(matrix, axis=1) < MIN_NORM
+        if zero.any():
+            row = int(np.flatnonzero(zero)[0])
+            raise GalleryZeroVectorError(f"{prefix}embeddings of {names[owner[row]]!r}: "
+                                         f"embedding {row - int(np.searchsorted(owner, owner[row]))} is a zero vector")
 
     # -- files -------------------------------------------------------------------------------------
     @classmethod
