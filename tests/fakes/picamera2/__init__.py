@@ -160,10 +160,10 @@ class Picamera2:
             thread.join(2.0)
 
     def close(self) -> None:
-        self.calls.append("close")
         if not self.is_open:
             return
         self.stop()
+        self.calls.append("close")
         self.is_open = False
         bench.held.discard(self.camera_idx)
 
