@@ -8,6 +8,7 @@ does not exist on this machine verifies cleanly, so no edgeface user is needed (
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -160,3 +161,26 @@ def test_example_config_lists_every_key():
             listed.add(f"{section}.{line.split('=', 1)[0].strip()}")
     fields = {f"{name}.{key}" for name, sec in GateConfig.model_fields.items() for key in sec.annotation.model_fields}
     assert not fields - listed, f"missing from {EXAMPLE.name}: {sorted(fields - listed)}"
+
+
+def doc_dropins() -> list[str]:
+    """The ```ini drop-ins that docs/deployment.md tells people to install."""
+    return re.findall(r"```ini\n(.*?)```", (ROOT / "docs" / "deployment.md").read_text(), flags=re.S)
+
+
+def test_the_docs_show_drop_ins():
+    assert len(doc_dropins()) >= 2
+
+
+@needs_analyze
+@pytest.mark.parametrize("index", range(2))
+def test_documented_drop_ins_verify(tmp_path, index):
+    """Each drop-in in docs/deployment.md, applied to the unit, still verifies with nothing on stderr."""
+    dropin = doc_dropins()[index]
+    (tmp_path / f"{UNIT_NAME}.d").mkdir()
+    (tmp_path / f"{UNIT_NAME}.d" / "override.conf").write_text(dropin)
+    assert_verifies(runnable(UNIT.read_text()), tmp_path)
+    (tmp_path / f"{UNIT_NAME}.d" / "override.conf").write_text(dropin.replace("PrivateTmp", "PrivateTemp").replace(
+        "Environment=", "Environ="))
+    with pytest.raises(AssertionError, match="Unknown key"):
+        assert_verifies(runnable(UNIT.read_text()), tmp_path)
