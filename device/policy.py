@@ -133,6 +133,13 @@ class Policy:
         """The input ended (end of a video, shutdown): close the current appearance."""
         return self._end_appearance(t)
 
+    def retune(self, params: PolicyParams) -> None:
+        """New numbers (a SIGHUP reload) without forgetting cooldowns, a running lockout or recent failures:
+        reloading the config must not be a way to clear a lockout."""
+        self.params = params
+        self._window = deque(self._window, maxlen=params.n)
+        self._failures = deque(self._failures, maxlen=params.lockout_unknown)
+
     @property
     def locked_out(self) -> bool:
         return self.locked_until is not None

@@ -1,0 +1,365 @@
+"""The door daemon loop: frames -> pipeline -> policy -> relay, audit, journald lines and sd_notify.
+
+Fail secure, in this order of importance:
+
+* the relay is driven off at start (before anything else loads), on SIGTERM/SIGINT (in the signal handler
+  itself, then the loop stops), on any exception (``finally``), and at interpreter exit (``atexit``);
+* only a ``granted`` decision of :mod:`edgeface.device.policy` energises it, for ``relay.pulse_s`` on the
+  monotonic clock (the :class:`~edgeface.device.relay.Relay` caps it at the hard maximum);
+* a SIGHUP reload builds the new config, model and gallery completely before swapping them in; a bad new file
+  keeps the old runtime and logs ``reload_failed`` with the reason;
+* ``READY=1`` only after the relay, model, gallery and camera are up and one warm-up inference ran on a real
+  frame; ``WATCHDOG=1`` only while frames arrive and inferences complete, so a stalled camera or pipeline lets
+  systemd's watchdog restart the service.
+
+Frames are processed at most ``policy.max_fps`` per second; frames older than ``policy.max_frame_age_s`` when
+they reach the loop are dropped (a backlog must not decide on the past). In simulation (``simulated=True``)
+the clock is the frames' own timestamps (video time), nothing is stale, and a pulse waits for the previous one
+to end so each MockPin pulse has exactly the configured length.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from typing import Callable, TextIO
+
+from edgeface.errors import EdgefaceError
+
+from .camera import EndOfStream
+from .events import Event
+from .pipeline import FrameResult, Runtime
+from .policy import Decision, Policy
+
+log = logging.getLogger(__name__)
+
+EX_OK = 0
+EX_FAILURE = 1
+#: this many consecutive failing frames is not a glitch: exit non-zero and let systemd restart the service
+MAX_CONSECUTIVE_ERRORS = 20
+#: how often STATUS= is refreshed without a new event
+STATUS_EVERY_S = 5.0
+
+
+class NullAudit:
+    """Stands in when no audit log is configured (simulation) or it could not be opened at all."""
+
+    def record(self, event, face_crop=None) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class NullNotifier:
+    watchdog_interval_s = None
+
+    def ready(self, status=None): return False
+    def status(self, text): return False
+    def watchdog(self): return False
+    def reloading(self): return False
+    def stopping(self): return False
+    def close(self): return None
+
+
+class Gate:
+    """One gate run. ``camera`` is anything with ``open()``, ``read() -> Frame | None`` (raising
+    :class:`EndOfStream` at the end of a replay) and ``close()``: a :class:`WatchedCamera` in the daemon, a
+    bare replay camera in simulation. ``reload`` builds a new :class:`Runtime` (or raises) on SIGHUP."""
+
+    def __init__(self, runtime: Runtime, camera, relay, *, audit=None, notifier=None,
+                 reload: Callable[[], Runtime] | None = None, json_out: TextIO | None = None,
+                 log_out: TextIO | None = sys.stderr, simulated: bool = False,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.runtime = runtime
+        self.camera = camera
+        self.relay = relay
+        self.audit = audit or NullAudit()
+        self.notifier = notifier or NullNotifier()
+        self.reload_fn = reload
+        self.json_out = json_out
+        self.log_out = log_out
+        self.simulated = simulated
+        self.clock = clock
+        self.policy = Policy(runtime.params)
+        self.events: deque[Event] = deque(maxlen=1000)  # the most recent events, for tests and STATUS
+        self.stats = {"frames": 0, "processed": 0, "stale": 0, "skipped": 0, "errors": 0, "unlocks": 0}
+        self.latencies_ms: deque[float] = deque(maxlen=1000)
+        self.ready = False
+        self._stop = threading.Event()
+        self._stop_reason = ""
+        self._reload_requested = threading.Event()
+        self._t0 = 0.0 if simulated else clock()
+        self._now = 0.0
+        self._last_processed: float | None = None
+        self._last_progress: float | None = None
+        self._last_watchdog: float | None = None
+        self._last_status = float("-inf")
+        self._rate: deque[float] = deque(maxlen=64)
+        self._last_event: Event | None = None
+        self._errors_in_row = 0
+
+    # -- control (thread- and signal-safe) ------------------------------------------------------------
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Stop the loop and drive the relay off now (safe from a signal handler: the relay lock is an RLock)."""
+        self._stop_reason = self._stop_reason or reason
+        self._stop.set()
+        try:
+            self.relay.off()
+        except Exception:  # off() never raises by contract; a signal handler must not either
+            pass
+
+    def request_reload(self) -> None:
+        self._reload_requested.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # -- run --------------------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Start, loop until stopped or the replay ends, shut down. Returns the process exit code."""
+        restore = self._install_signals()
+        atexit.register(self._force_off)
+        code = EX_FAILURE
+        try:
+            self.relay.off()
+            if self._start():
+                self._loop()
+            code = EX_OK
+        except KeyboardInterrupt:
+            code = EX_OK
+        except Exception as exc:
+            self.relay.off()
+            log.exception("gate failed")
+            self._emit("error", self._t(), detail=f"{type(exc).__name__}: {exc}")
+            code = EX_FAILURE
+        finally:
+            self._shutdown()
+            restore()
+            atexit.unregister(self._force_off)
+        return code
+
+    def _start(self) -> bool:
+        """Open the camera, wait for a first frame, warm up on it, then READY=1. False if stopped first."""
+        self.camera.open()
+        while not self._stop.is_set():
+            self._check_reload(ready=False)
+            frame = self._read()
+            if frame is None:
+                continue
+            warm_ms = self.runtime.pipeline.warm_up(frame.image)
+            self.ready = True
+            self._emit("started", self._t(frame.t), latency_ms=warm_ms, detail=self.runtime.describe())
+            self.notifier.ready(self._status_text())
+            self._handle(frame)
+            return True
+        return False
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._check_reload(ready=True)
+            frame = self._read()
+            if frame is not None:
+                self._handle(frame)
+            self._heartbeat()
+
+    def _read(self):
+        try:
+            frame = self.camera.read()
+        except EndOfStream:
+            self._stop_reason = self._stop_reason or "end of input"
+            self._stop.set()
+            return None
+        if frame is not None:
+            self.stats["frames"] += 1
+        return frame
+
+    # -- one frame --------------------------------------------------------------------------------------
+    def _handle(self, frame) -> None:
+        now = frame.t if self.simulated else self.clock()
+        self._now = now
+        if not self.simulated and now - frame.t > self.runtime.config.policy.max_frame_age_s:
+            self.stats["stale"] += 1
+            return
+        min_dt = 1.0 / self.runtime.config.policy.max_fps
+        if self._last_processed is not None and frame.t - self._last_processed < min_dt - 1e-9:
+            self.stats["skipped"] += 1
+            return
+        self._last_processed = frame.t
+        try:
+            result = self.runtime.pipeline.process(frame.image)
+        except Exception as exc:
+            self._frame_error(frame, exc)
+            return
+        self._errors_in_row = 0
+        self.stats["processed"] += 1
+        self.latencies_ms.append(result.latency_ms)
+        self._rate.append(now)
+        self._last_progress = self.clock()
+        m = result.match if result.usable else None
+        decisions = self.policy.observe(frame.t, result.usable, m and m.person_id, m and m.name,
+                                        m and m.score, m and m.margin)
+        for d in decisions:
+            self._act(d, result, frame.t)
+
+    def _frame_error(self, frame, exc: Exception) -> None:
+        self.relay.off()
+        self.stats["errors"] += 1
+        self._errors_in_row += 1
+        self._emit("error", self._t(frame.t), detail=f"frame {frame.index}: {type(exc).__name__}: {exc}")
+        if self._errors_in_row >= MAX_CONSECUTIVE_ERRORS:
+            raise EdgefaceError(f"{self._errors_in_row} frames in a row failed; last: {exc}") from exc
+
+    def _act(self, d: Decision, result: FrameResult, t: float) -> None:
+        crop = result.crop if d.kind in ("granted", "denied", "unknown") else None
+        self._emit(d.kind, self._t(d.t), person_id=d.person_id, person=d.person, score=d.score, margin=d.margin,
+                   latency_ms=result.latency_ms if d.kind != "no_decision" else None, detail=d.detail, crop=crop)
+        if d.kind != "granted":
+            return
+        pulse_s = self.runtime.config.relay.pulse_s
+        if self.simulated:
+            self._wait_relay_idle(pulse_s + 1.0)
+        held = self.relay.pulse(pulse_s)
+        self.stats["unlocks"] += 1
+        self._emit("unlock", self._t(d.t), person_id=d.person_id, person=d.person, score=d.score,
+                   duration_s=held)
+
+    def _wait_relay_idle(self, limit_s: float) -> None:
+        deadline = time.monotonic() + limit_s
+        while self.relay.is_active and time.monotonic() < deadline and not self._stop.is_set():
+            time.sleep(0.005)
+
+    # -- reload -----------------------------------------------------------------------------------------
+    def _check_reload(self, ready: bool) -> None:
+        if not self._reload_requested.is_set():
+            return
+        self._reload_requested.clear()
+        if ready:
+            self.notifier.reloading()
+        t = self._t()
+        try:
+            if self.reload_fn is None:
+                raise EdgefaceError("this gate has nothing to reload from (no config file)")
+            new = self.reload_fn()
+            if ready:
+                new.pipeline.warm_up()
+        except Exception as exc:
+            self._emit("reload_failed", t, detail=f"kept the running config: {type(exc).__name__}: {exc}")
+        else:
+            self._apply(new)
+            self._emit("reloaded", t, detail=new.describe())
+        if ready:
+            self.notifier.ready(self._status_text())
+
+    def _apply(self, new: Runtime) -> None:
+        old = self.runtime.config
+        for section in ("camera", "relay"):
+            changed = getattr(old, section) != getattr(new.config, section)
+            if changed and section == "relay" and old.relay.model_copy(update={"pulse_s": new.config.relay.pulse_s}) == new.config.relay:
+                continue  # pulse_s applies at once
+            if changed:
+                log.warning("[%s] changed: it takes effect at the next restart", section)
+        self.runtime = new
+        self.policy.retune(new.params)
+
+    # -- watchdog and status ----------------------------------------------------------------------------
+    def _heartbeat(self) -> None:
+        now = self.clock()
+        interval = self.notifier.watchdog_interval_s
+        if interval and self._last_progress is not None:
+            due = self._last_watchdog is None or now - self._last_watchdog >= interval
+            fresh = self._last_watchdog is None or self._last_progress > self._last_watchdog
+            if due and fresh:  # frames arrived and an inference completed since the last keep-alive
+                self.notifier.watchdog()
+                self._last_watchdog = now
+        if now - self._last_status >= STATUS_EVERY_S:
+            self.notifier.status(self._status_text())
+            self._last_status = now
+
+    def fps(self) -> float:
+        if len(self._rate) < 2 or self._rate[-1] <= self._rate[0]:
+            return 0.0
+        return (len(self._rate) - 1) / (self._rate[-1] - self._rate[0])
+
+    def _status_text(self) -> str:
+        last = self._last_event
+        what = "none yet" if last is None else " ".join(
+            x for x in (last.kind, last.person, None if last.score is None else f"{last.score:.3f}") if x)
+        lost = " camera lost;" if getattr(self.camera, "lost", False) else ""
+        locked = " LOCKED OUT;" if self.policy.locked_out else ""
+        return f"{self.fps():.1f} fps;{lost}{locked} {len(self.runtime.gallery)} enrolled; last: {what}"
+
+    # -- events -----------------------------------------------------------------------------------------
+    def _t(self, t: float | None = None) -> float:
+        if t is None:
+            t = self._now if self.simulated else self.clock()
+        return t - self._t0 if not self.simulated else t
+
+    def camera_event(self, kind: str, detail: str) -> None:
+        """``on_event`` for :class:`WatchedCamera` (called from the loop's thread)."""
+        self._emit(kind, self._t(), detail=detail)
+
+    def _emit(self, kind: str, t: float, crop=None, **fields) -> Event:
+        event = Event(kind, t, **fields)
+        self.events.append(event)
+        self._last_event = event if kind not in ("started",) else self._last_event
+        if self.log_out is not None:
+            try:
+                print(event.log_line(), file=self.log_out, flush=True)
+            except (OSError, ValueError):
+                pass
+        if self.json_out is not None:
+            print(json.dumps(event.to_json()), file=self.json_out, flush=True)
+        self.audit.record(event, crop)
+        if self.ready:
+            self.notifier.status(self._status_text())
+        return event
+
+    # -- shutdown ---------------------------------------------------------------------------------------
+    def _shutdown(self) -> None:
+        if self.simulated and self._stop_reason == "end of input":
+            # the replay is over, nothing failed: let the last real pulse finish on the MockPin
+            self._wait_relay_idle(self.runtime.config.relay.pulse_s + 1.0)
+        self.relay.off()
+        self.notifier.stopping()
+        for d in self.policy.end(self._now):
+            self._emit(d.kind, self._t(d.t), score=d.score, detail=d.detail)
+        self._emit("stopping", self._t(), detail=self._stop_reason or "exiting")
+        for closer in (self.camera.close, self.relay.close, self.audit.close):
+            try:
+                closer()
+            except Exception as exc:
+                log.warning("shutdown: %s", exc)
+
+    def _force_off(self) -> None:
+        try:
+            self.relay.off()
+        except Exception:
+            pass
+
+    def _install_signals(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {}
+
+        def stop(signum, _frame):
+            self.request_stop(f"signal {signal.Signals(signum).name}")
+
+        def hup(_signum, _frame):
+            self.request_reload()
+
+        for sig, handler in ((signal.SIGTERM, stop), (signal.SIGINT, stop), (signal.SIGHUP, hup)):
+            previous[sig] = signal.signal(sig, handler)
+
+        def restore():
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore

@@ -1,0 +1,151 @@
+"""The per-frame pipeline of the door: frame -> detect -> largest face -> quality gate -> align -> embed -> match.
+
+Every stage is the shared core (``edgeface.detect``, ``edgeface.quality``, ``edgeface.align``,
+``edgeface.runtime``, ``edgeface.match``), the same code enrollment runs, so a face is seen the same way at
+the desk and at the door. The pipeline decides nothing: it returns a :class:`FrameResult` (the best gallery
+match, or why there was none) and :mod:`edgeface.device.policy` decides.
+
+:func:`load_runtime` builds everything one config needs (detector, embedder, gallery, matcher, threshold) and
+raises on any problem before anything is swapped in, which is what makes a SIGHUP reload atomic.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeface.align import align_face
+from edgeface.bundle import Bundle
+from edgeface.config import GateConfig, QualityConfig
+from edgeface.errors import AlignmentError, ConfigError
+from edgeface.faces import Face, largest_face
+from edgeface.gallery import Gallery
+from edgeface.match import Match, Matcher
+from edgeface.quality import assess
+
+from .policy import PolicyParams
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What one frame showed. ``face`` is the chosen face (None: no face above the minimum size);
+    ``usable`` is True when it passed the quality gate and was embedded and matched; ``match`` is the best
+    gallery person (None when unusable or nobody is enrolled); ``crop`` the aligned crop (for the audit log
+    when ``save_faces`` is on)."""
+
+    faces: int
+    face: Face | None
+    usable: bool
+    match: Match | None
+    reasons: tuple[str, ...]
+    crop: np.ndarray | None
+    latency_ms: float
+
+
+class Pipeline:
+    """One frame in, one :class:`FrameResult` out. Stateless apart from the models it holds."""
+
+    def __init__(self, detector, embedder, matcher: Matcher, quality: QualityConfig) -> None:
+        self.detector = detector
+        self.embedder = embedder
+        self.matcher = matcher
+        self.quality = quality
+        self.size = int(embedder.spec.size[0])
+
+    def process(self, image: np.ndarray) -> FrameResult:
+        t0 = time.perf_counter()
+        dets = self.detector.detect(image)
+        face = largest_face(dets, self.quality.min_face_px)
+        if face is None:
+            reasons = ("no face",) if len(dets) == 0 else ("face too small",)
+            return FrameResult(len(dets), None, False, None, reasons, None, _ms(t0))
+        try:
+            crop = align_face(image, face.landmarks, self.size)
+        except AlignmentError as exc:
+            return FrameResult(len(dets), face, False, None, (str(exc),), None, _ms(t0))
+        report = assess(image, face, crop, self.quality, dets)
+        if not report.ok:
+            return FrameResult(len(dets), face, False, None, tuple(report.codes), crop, _ms(t0))
+        emb = self.embedder.embed(crop[None])[0]
+        match = self.matcher.match(emb)
+        return FrameResult(len(dets), face, True, match, (), crop, _ms(t0))
+
+    def warm_up(self, image: np.ndarray | None = None) -> float:
+        """One full inference (detector on a frame, embedder on a crop) so the first real face is not slowed by
+        lazy initialisation; READY=1 is sent only after this ran. Returns its latency in ms."""
+        t0 = time.perf_counter()
+        self.detector.detect(image if image is not None else np.zeros((480, 640, 3), np.uint8))
+        self.embedder.warm_up()
+        return _ms(t0)
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
+
+
+@dataclass
+class Runtime:
+    """Everything a config resolves to that a reload replaces as one unit."""
+
+    config: GateConfig
+    bundle: Bundle
+    key: str
+    threshold: float
+    threshold_source: str
+    pipeline: Pipeline
+    gallery: Gallery
+    params: PolicyParams
+
+    def describe(self) -> str:
+        return (f"model {self.key} ({self.pipeline.embedder.fingerprint[:12]}), {len(self.gallery)} enrolled, "
+                f"threshold {self.threshold:.4f} ({self.threshold_source}), k={self.params.k} of n={self.params.n}")
+
+
+def resolve_threshold(bundle: Bundle, key: str, configured: float | None) -> tuple[float, str]:
+    """The configured threshold, else the bundle's calibrated one for ``key``; never a guess."""
+    if configured is not None:
+        return float(configured), "config"
+    cal = bundle.threshold(key)
+    if cal is not None:
+        return float(cal.value), f"calibrated at FAR {cal.far:g}"
+    raise ConfigError(
+        f"no threshold: the bundle {bundle.root} has no calibrated threshold for model {key!r} and [policy] "
+        "threshold is not set. Calibrate the bundle (edgeface calibrate) or set policy.threshold; the gate does "
+        "not guess a threshold that could open the door")
+
+
+def load_runtime(cfg: GateConfig, *, detector=None, threshold: float | None = None) -> Runtime:
+    """Load the bundle, embedder, detector and gallery of ``cfg``. Raises (ConfigError, ModelError,
+    GalleryError, DetectorError) without side effects; the caller keeps its previous runtime on failure.
+    ``threshold`` overrides the config's (``--simulate --threshold``)."""
+    from edgeface.detect import create_detector
+    from edgeface.runtime import open_embedder
+
+    bundle = Bundle.load(cfg.model.bundle)
+    key = cfg.model.key or bundle.default_key()
+    bundle.model(key)  # a clear ModelError when the key is not in the bundle
+    value, source = resolve_threshold(bundle, key, threshold if threshold is not None else cfg.policy.threshold)
+    params = PolicyParams.from_config(cfg.policy, value)
+    embedder = open_embedder(bundle, model=key, threads=cfg.model.threads, providers=cfg.model.providers)
+    gallery = Gallery.load(cfg.model.gallery, expected_fingerprint=embedder.fingerprint)
+    if len(gallery) == 0:
+        log.warning("gallery %s enrolls nobody: the door will not open for anyone", cfg.model.gallery)
+    if detector is None:
+        det = cfg.detector
+        options = {"score_threshold": det.score_threshold} if det.kind == "yunet" else {}
+        detector = create_detector(det.kind, det.model_path, **options)
+    pipeline = Pipeline(detector, embedder, Matcher(gallery), cfg.quality)
+    return Runtime(cfg, bundle, key, value, source, pipeline, gallery, params)
+
+
+def limit_threads(threads: int) -> None:
+    """OpenCV's own thread pool (the YuNet detector) to ``model.threads``: a gate on a small board must not
+    oversubscribe its cores, and a measured one-thread latency must really be one thread."""
+    import cv2
+
+    cv2.setNumThreads(int(threads))

@@ -1,0 +1,91 @@
+"""``edgeface gate --simulate VIDEO_OR_DIR``: the door loop on a recording, with a simulated relay.
+
+The same :class:`~edgeface.device.gate.Gate`, pipeline and policy as the daemon, with three differences: the
+relay is gpiozero's MockFactory (real gpiozero code, a simulated pin; each pulse is still a real timed pulse
+on the monotonic clock), no config file is needed (``--bundle`` and ``--gallery`` suffice; a ``--config`` adds
+its detector/quality/policy/relay numbers), and by default time is the video's own (frame ``i`` is at
+``i / fps``) so it runs as fast as the CPU allows with the decisions it would make in real time.
+``--realtime`` paces the replay at its frame rate on the monotonic clock instead.
+
+Each event is printed to stdout as one JSON object per line (``event``, ``person``, ``score``, ``t``; an
+``unlock`` carries its ``duration``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from edgeface.config import CameraConfig, GateConfig, ModelConfig, load_config
+
+from .camera import EndOfStream, open_camera
+from .gate import Gate
+from .pipeline import limit_threads, load_runtime
+from .relay import open_relay
+
+
+class Replay:
+    """A recording read directly (no reader thread, no reconnects: a file that cannot be read is an error
+    here, not a camera to wait for); the end of the recording is :class:`EndOfStream`, as from WatchedCamera."""
+
+    lost = False
+
+    def __init__(self, camera):
+        self.inner = camera
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def read(self):
+        frame = self.inner.read()
+        if frame is None:
+            raise EndOfStream("the recording has ended")
+        return frame
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def simulation_config(source: str | Path, bundle: str | Path | None = None, gallery: str | Path | None = None,
+                      config: str | Path | GateConfig | None = None, model: str | None = None) -> GateConfig:
+    """A GateConfig for a simulation: ``config`` (a file or object) if given, else defaults; the source, bundle,
+    gallery and model key given here win; the relay is always the mock one and the audit log is not written."""
+    if config is None:
+        if bundle is None or gallery is None:
+            from edgeface.errors import ConfigError
+
+            raise ConfigError("--simulate needs --bundle and --gallery (or a --config that names them)")
+        cfg = GateConfig(model=ModelConfig(bundle=Path(bundle), gallery=Path(gallery)),
+                         camera=CameraConfig(source=str(source)))
+    else:
+        cfg = config if isinstance(config, GateConfig) else load_config(config)
+    model_update = {k: v for k, v in (("bundle", bundle and Path(bundle)), ("gallery", gallery and Path(gallery)),
+                                      ("key", model)) if v is not None}
+    return cfg.model_copy(update={
+        "model": cfg.model.model_copy(update=model_update),
+        "camera": cfg.camera.model_copy(update={"source": str(source)}),
+        "relay": cfg.relay.model_copy(update={"backend": "mock"}),
+    })
+
+
+def build_simulation(cfg: GateConfig, *, threshold: float | None = None, realtime: bool = False,
+                     json_out: TextIO | None = sys.stdout, log_out: TextIO | None = None, pin_factory=None,
+                     detector=None) -> Gate:
+    relay = open_relay(cfg.relay, pin_factory=pin_factory)
+    try:
+        limit_threads(cfg.model.threads)
+        runtime = load_runtime(cfg, detector=detector, threshold=threshold)
+        gate = Gate(runtime, None, relay, json_out=json_out, log_out=log_out, simulated=not realtime)
+        gate.camera = Replay(open_camera(cfg.camera.source, cfg.camera, realtime=realtime))
+        return gate
+    except BaseException:
+        relay.close()
+        raise
+
+
+def run_simulation(cfg: GateConfig, **kw) -> Gate:
+    """Run to the end of the recording; returns the finished gate (events, stats, ``relay.pin`` states)."""
+    gate = build_simulation(cfg, **kw)
+    gate.exit_code = gate.run()
+    return gate
