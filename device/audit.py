@@ -6,7 +6,7 @@ logged once per burst of failures (one line when it starts failing, one when it 
 is re-opened at most every ``reopen_s`` seconds while it is unavailable.
 
 Retention: rows older than ``retention_days`` and beyond the newest ``max_rows`` are deleted at open and
-every ``prune_every`` inserts. Face crops are stored only when ``save_faces`` is True (privacy: off by
+every ``prune_every`` inserts (so the table holds at most ``max_rows + prune_every`` rows). Face crops are stored only when ``save_faces`` is True (privacy: off by
 default), as 0600 PNG files in ``faces_dir`` (default: ``<db name>.faces/`` next to the database), named after
 their row and deleted with it.
 """
@@ -73,7 +73,8 @@ class AuditLog:
 
     # --- writing --------------------------------------------------------------------------------------------
     def record(self, event: Event, face_crop: np.ndarray | None = None) -> bool:
-        """Store one event (and its face crop when ``save_faces``). Returns True if it was written; never raises."""
+        """Store one event (and its face crop when ``save_faces``). Returns True if the row was written (a crop
+        that could not be saved is counted in ``write_errors`` but keeps the row); never raises."""
         try:
             with self._lock:
                 if self._closed:
@@ -88,12 +89,14 @@ class AuditLog:
                      _num(event.score), _num(event.margin), _num(event.latency_ms), _num(event.duration_s),
                      event.detail),
                 )
-                if self.save_faces and face_crop is not None:
-                    name = self._save_face(cur.lastrowid, event.kind, face_crop)
-                    if name is not None:
-                        self._conn.execute("UPDATE events SET face = ? WHERE id = ?", (name, cur.lastrowid))
                 self.written += 1
                 self._succeeded()
+                if self.save_faces and face_crop is not None:
+                    try:  # the row is what matters: a crop that cannot be stored is counted, the row kept
+                        name = self._save_face(cur.lastrowid, event.kind, face_crop)
+                        self._conn.execute("UPDATE events SET face = ? WHERE id = ?", (name, cur.lastrowid))
+                    except Exception as exc:
+                        self._failed(f"face crop: {type(exc).__name__}: {exc}")
                 self._since_prune += 1
                 if self._since_prune >= self.prune_every:
                     self._prune()
@@ -213,7 +216,7 @@ class AuditLog:
             except FileNotFoundError:
                 pass
 
-    def _save_face(self, row_id: int, kind: str, crop: np.ndarray) -> str | None:
+    def _save_face(self, row_id: int, kind: str, crop: np.ndarray) -> str:
         import cv2
 
         ok, png = cv2.imencode(".png", np.ascontiguousarray(crop))
