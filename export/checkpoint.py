@@ -1,0 +1,61 @@
+"""Training checkpoints: weights plus everything needed to rebuild, export and trace the model.
+
+``info`` always holds ``model_config`` (for :func:`~edgeface.export.model.build_model`), ``input`` (the
+InputSpec the network was trained with), and whatever the trainer adds: ``manifest_sha256`` of the data cache,
+``metrics``, ``epoch``, ``optimizer`` / ``scheduler`` state for ``--resume``. Written atomically, so an
+interrupted save never leaves a half checkpoint where the last good one was.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import torch
+
+from edgeface.bundle import DEFAULT_INPUT
+from edgeface.errors import ModelError
+from edgeface.fileutil import atomic_write_bytes
+
+from .model import build_model, full_config
+
+CHECKPOINT_VERSION = 1
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, model_config: dict, **info) -> Path:
+    path = Path(path)
+    info.setdefault("input", DEFAULT_INPUT.model_dump(mode="json"))
+    doc = {"checkpoint_version": CHECKPOINT_VERSION, "state_dict": model.state_dict(),
+           "info": {**info, "model_config": full_config(model_config)}}
+    buf = io.BytesIO()
+    torch.save(doc, buf)
+    atomic_write_bytes(path, buf.getvalue(), mode=0o644)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The raw checkpoint dict (weights, info); raises ModelError on anything that is not one of ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"checkpoint not found: {path}")
+    try:
+        # weights_only=False: info holds plain dicts of optimizer state; checkpoints are our own files
+        doc = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises several unrelated types for a corrupt file
+        raise ModelError(f"{path}: not a readable checkpoint: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("checkpoint_version") != CHECKPOINT_VERSION or "state_dict" not in doc:
+        raise ModelError(f"{path}: not an edgeface checkpoint (version {CHECKPOINT_VERSION})")
+    return doc
+
+
+def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
+    """(model in eval mode on the CPU, info)."""
+    doc = read_checkpoint(path)
+    info = doc["info"]
+    try:
+        model = build_model(info["model_config"])
+        model.load_state_dict(doc["state_dict"])
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{path}: weights do not fit the recorded model config: {exc}") from exc
+    model.eval()
+    return model, info
