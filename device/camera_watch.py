@@ -2,17 +2,22 @@
 
 A door camera dies in two ways: it raises (USB unplugged, RTSP server gone) or it hangs (a driver stops
 delivering and ``read()`` never returns). Both must leave the gate loop responsive, so the camera is
-opened and read in a reader thread and the caller waits on a queue with a timeout:
+opened and read in a reader thread and the caller waits on a mailbox with a timeout:
 
-* a read that raises, or gives nothing within ``read_timeout_s``, makes the camera *lost*: ``camera_lost``
+* a read that raises, or no new frame within ``read_timeout_s``, makes the camera *lost*: ``camera_lost``
   is reported ONCE (not for every failed retry), the camera is abandoned and a new one is made by
   ``camera_factory`` after ``retry_initial_s``, then ``2x``, ``4x``... up to ``retry_max_s``;
 * opening (``factory()`` + ``open()`` + the first frame) is given ``open_timeout_s``, since starting a
   sensor or connecting to a stream legitimately takes longer than one frame;
 * the first frame after a loss reports ``camera_reacquired`` and resets the backoff.
 
+Live sources are read free-running: the reader thread reads continuously and keeps only the newest frame,
+so the gate always gets a fresh frame (stale ones are counted in ``dropped``) and network streams never
+build up latency in their buffers. Finite sources (video file, image folder) are read one frame per
+``read()``, so a replay loses no frame however slow the gate is.
+
 ``read()`` returns a :class:`Frame`, or ``None`` while the camera is lost or (re)opening; it never blocks
-much longer than ``read_timeout_s``. When a finite source (video file, image folder) ends, ``read()`` raises
+much longer than ``read_timeout_s``. When a finite source ends, ``read()`` raises
 :class:`~edgeface.device.camera.EndOfStream` (and ``finished`` becomes True); it keeps raising after that.
 
 A hung read cannot be interrupted from Python: its thread is abandoned (daemon) and the camera is closed
@@ -24,7 +29,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import queue
 import threading
 import time
 from typing import Callable
@@ -33,18 +37,53 @@ from .camera import Camera, CameraError, EndOfStream, Frame
 
 log = logging.getLogger(__name__)
 
-_STOP = object()
+
+class _Mailbox:
+    """One slot between the reader and its owner. A new frame replaces an unread one (counted as dropped);
+    the reader's last word (an error or the end of a replay) is never replaced."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._item: tuple[str, object] | None = None
+        self.dropped = 0
+
+    def put(self, item: tuple[str, object]) -> None:
+        with self._cond:
+            if self._item is not None:
+                if self._item[0] != "frame" or self._item[1] is None:
+                    return  # a final word is kept
+                self.dropped += 1
+            self._item = item
+            self._cond.notify_all()
+
+    def take(self, timeout: float) -> tuple[str, object] | None:
+        with self._cond:
+            if self._item is None:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            if item is not None:
+                self._cond.notify_all()  # a request-mode reader waits for its frame to be taken
+            return item
+
+    def wait_taken(self, stop: threading.Event) -> None:
+        with self._cond:
+            while self._item is not None and not stop.is_set():
+                self._cond.wait(0.5)
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
 
 
 class _Reader(threading.Thread):
-    """Owns one camera for its whole life: makes it, opens it, reads the first frame, then one frame per
-    request, and closes it when told to stop or when the camera fails. Results go to ``results``."""
+    """Owns one camera for its whole life: makes it, opens it, reads (free-running for live sources, one
+    frame per take for finite ones), and closes it when told to stop or when the camera fails."""
 
     def __init__(self, factory: Callable[[], Camera], generation: int):
         super().__init__(name=f"camera-reader-{generation}", daemon=True)
         self.factory = factory
-        self.requests: queue.Queue = queue.Queue()
-        self.results: queue.Queue = queue.Queue()
+        self.mailbox = _Mailbox()
+        self.stop = threading.Event()
         self.camera: Camera | None = None
 
     def run(self) -> None:
@@ -54,14 +93,15 @@ class _Reader(threading.Thread):
             camera = self.factory()
             camera.open()
             self.camera = camera
-            while True:
+            free_running = not camera.finite
+            while not self.stop.is_set():
                 frame = camera.read()
                 if frame is None:
                     final = ("frame", None)
                     return
-                self.results.put(("frame", frame))
-                if self.requests.get() is _STOP:
-                    return
+                self.mailbox.put(("frame", frame))
+                if not free_running:
+                    self.mailbox.wait_taken(self.stop)
         except BaseException as exc:  # everything a driver raises is a lost camera, reported by the owner
             final = ("error", exc)
         finally:
@@ -72,7 +112,11 @@ class _Reader(threading.Thread):
                 except Exception as exc:
                     log.warning("closing %r failed: %s", camera, exc)
             if final is not None:
-                self.results.put(final)
+                self.mailbox.put(final)
+
+    def halt(self) -> None:
+        self.stop.set()
+        self.mailbox.wake()
 
 
 class WatchedCamera(Camera):
@@ -104,10 +148,11 @@ class WatchedCamera(Camera):
         #: the delay before each reconnect attempt since the gate started (newest last): the backoff, observable
         self.retry_delays: collections.deque[float] = collections.deque(maxlen=64)
         self.frames = 0
+        self._dropped_before = 0
         self._reader: _Reader | None = None
         self._last_camera: Camera | None = None
         self._generation = 0
-        self._pending = False
+        self._waiting = False
         self._deadline = 0.0
         self._next_attempt = 0.0
         self._delay = self.retry_initial_s
@@ -136,6 +181,11 @@ class WatchedCamera(Camera):
         cam = self.camera
         return f"watched {cam.description if cam is not None else '(not open)'}"
 
+    @property
+    def dropped(self) -> int:
+        """Live frames replaced by a newer one before the gate asked for them (since this object was made)."""
+        return self._dropped_before + (self._reader.mailbox.dropped if self._reader is not None else 0)
+
     # --- the loop's interface -------------------------------------------------------------------------------
     def open(self) -> None:
         """Start opening in the background (returns at once; the first ``read()`` waits for the first frame)."""
@@ -155,21 +205,20 @@ class WatchedCamera(Camera):
                     return None
             self._start_reader()
         reader = self._reader
-        if not self._pending:
-            reader.requests.put(True)
-            self._pending = True
+        if not self._waiting:
+            self._waiting = True
             self._deadline = self.clock() + self.read_timeout_s
         budget = min(max(self._deadline - self.clock(), 0.0), self.read_timeout_s)
-        try:
-            kind, value = reader.results.get(timeout=budget)
-        except queue.Empty:
+        item = reader.mailbox.take(budget)
+        if item is None:
             if self.clock() >= self._deadline:
                 opening = reader.camera is None
                 self.abandoned += 1
                 self._lose(f"no frame within {self.open_timeout_s if opening else self.read_timeout_s:g} s"
                            + (" of opening" if opening else ""))
             return None
-        self._pending = False
+        self._waiting = False
+        kind, value = item
         if kind == "error":
             self._lose(_describe(value))
             return None
@@ -197,16 +246,17 @@ class WatchedCamera(Camera):
         self._generation += 1
         self._reader = _Reader(self.factory, self._generation)
         self._reader.start()
-        # the reader reads the first frame on its own: that result is the pending one, with the open budget
-        self._pending = True
+        # the first frame is awaited with the open budget
+        self._waiting = True
         self._deadline = self.clock() + self.open_timeout_s
 
     def _stop_reader(self) -> _Reader | None:
         self.camera  # remember it (fps, description) before the reader goes
         reader, self._reader = self._reader, None
-        self._pending = False
+        self._waiting = False
         if reader is not None:
-            reader.requests.put(_STOP)
+            self._dropped_before += reader.mailbox.dropped
+            reader.halt()
         return reader
 
     def _lose(self, reason: str) -> None:

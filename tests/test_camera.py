@@ -393,6 +393,36 @@ def test_hung_open_counts_against_the_open_timeout(video):
         cam.close()
 
 
+def test_live_camera_is_read_free_running_and_survives_a_stall(fake_picamera2):
+    """The fake Pi camera at 30 fps under the watchdog: a slow gate gets the newest frame (older ones are
+    dropped, not queued); a stalled sensor is lost once, retried, and reacquired when it delivers again."""
+    rec = Recorder()
+    cfg = CameraConfig(source="picamera2", width=64, height=48, fps=30, read_timeout_s=0.3)
+    cam = WatchedCamera(lambda: open_camera("picamera2", cfg), read_timeout_s=0.6, retry_initial_s=0.05,
+                        retry_max_s=0.2, on_event=rec)
+    try:
+        first = cam.read()
+        assert first is not None and not cam.finite
+        time.sleep(0.3)  # the gate is busy for ~9 frame periods
+        second = cam.read()
+        assert second.index - first.index >= 3 and cam.dropped >= 2
+        assert time.monotonic() - second.t < 0.3  # the newest frame, not one queued while we were busy
+        fake_picamera2.bench.stalled.set()
+        deadline = time.monotonic() + 10
+        while len(cam.retry_delays) < 3 and time.monotonic() < deadline:
+            assert cam.read() is None or not cam.lost
+        assert rec.kinds() == ["camera_lost"] and "no frame within 0.3 s" in rec.events[0][1]
+        assert list(cam.retry_delays)[:3] == pytest.approx([0.05, 0.1, 0.2])
+        fake_picamera2.bench.stalled.clear()
+        frame = None
+        while frame is None and time.monotonic() < deadline:
+            frame = cam.read()
+        assert frame is not None and rec.kinds() == ["camera_lost", "camera_reacquired"]
+    finally:
+        cam.close()
+    assert not fake_picamera2.bench.held  # every Picamera2 that was opened was closed
+
+
 def test_closed_watched_camera_refuses_reads(video):
     cam = WatchedCamera(lambda: open_camera(str(video), realtime=False), 1.0, 0.05, 0.4, Recorder())
     assert cam.read() is not None
