@@ -170,3 +170,32 @@ def test_a_bad_face_crop_is_counted_and_the_row_kept(tmp_path):
     assert log.write_errors == 1 and [r["face"] for r in log.events()] == [None]
     assert log.record(granted(1)) is True
     log.close()
+
+
+# --- the event record the audit log stores ------------------------------------------------------------------
+
+def test_event_json_has_the_simulate_keys_and_is_strict_json():
+    import json
+
+    unlock = Event("unlock", t=12.3456789, person="Ada Lovelace", person_id="p1", duration_s=3.0)
+    doc = unlock.to_json()
+    assert {"event", "person", "score", "t", "duration"} <= doc.keys()
+    assert doc["event"] == "unlock" and doc["duration"] == 3.0 and doc["t"] == pytest.approx(12.3457)
+    denied = Event("denied", t=1.0, score=float("nan"), margin=float("inf")).to_json()
+    assert denied["person"] is None and denied["score"] is None and denied["margin"] is None
+    assert "duration" not in denied
+    json.dumps(doc, allow_nan=False)
+    json.dumps(denied, allow_nan=False)
+
+
+def test_event_log_line_is_one_parseable_line():
+    import shlex
+
+    e = Event("granted", t=3.25, person='Ada "the Countess" L', score=0.7123, detail="a=b\nsecond line \\ end")
+    line = e.log_line()
+    assert "\n" not in line and line.startswith("event=granted t=3.250 ")
+    fields = dict(part.split("=", 1) for part in shlex.split(line))
+    assert fields["person"] == 'Ada "the Countess" L' and fields["score"] == "0.712"
+    assert fields["detail"] == "a=b\\nsecond line \\ end"
+    assert "margin" not in fields  # unset fields are left out
+    assert Event("started", t=0.0).log_line() == "event=started t=0.000"
