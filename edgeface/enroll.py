@@ -1,0 +1,94 @@
+"""From photos to embeddings the way the door sees a face: detect, the largest face, align, quality gate, embed.
+
+Enrollment, calibration and the one-shot benchmark all go through :func:`check_photo` and
+:func:`embed_photos`, the same steps (and the same :mod:`edgeface.quality` gates) as the door's pipeline, so an
+enrolled embedding and a live one are made alike. A photo that fails is returned with its reasons, never
+silently dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .align import align_face
+from .config import QualityConfig
+from .errors import AlignmentError
+from .faces import Detections, Face, largest_face
+from .faceset import Photo, read_image
+from .quality import QualityReport, assess
+
+UNREADABLE = "unreadable"
+ALIGNMENT_FAILED = "alignment_failed"
+
+
+@dataclass
+class FaceCheck:
+    """One photo's largest face, its aligned crop and the quality verdict (``crop`` is None when unusable)."""
+
+    report: QualityReport
+    face: Face | None = None
+    crop: np.ndarray | None = None
+    detections: Detections | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok and self.crop is not None
+
+
+def check_photo(detector, image: np.ndarray | None, cfg: QualityConfig, size: int = 112) -> FaceCheck:
+    """Detect, pick the largest face, align it and run the quality gates."""
+    if image is None or image.size == 0:
+        return FaceCheck(QualityReport(False, ["cannot read the image"], {}, [UNREADABLE]))
+    dets = detector.detect(image)
+    face = largest_face(dets)
+    crop = None
+    if face is not None:
+        try:
+            crop = align_face(image, face.landmarks, size)
+        except AlignmentError as exc:
+            return FaceCheck(QualityReport(False, [f"cannot align the face: {exc}"], {"faces": len(dets)},
+                                           [ALIGNMENT_FAILED]), face, None, dets)
+    report = assess(image, face, crop, cfg, dets)
+    return FaceCheck(report, face, crop if report.ok else None, dets)
+
+
+@dataclass
+class EmbeddedPhotos:
+    """Embeddings (n, D) of the accepted photos, in order, and the rejected photos with their reports."""
+
+    embeddings: np.ndarray
+    accepted: list[Photo] = field(default_factory=list)
+    rejected: list[tuple[Photo, QualityReport]] = field(default_factory=list)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([p.identity for p in self.accepted])
+
+
+def embed_photos(photos: list[Photo], detector, embedder, cfg: QualityConfig, desc: str = "photos",
+                 progress: bool = True, batch: int = 32) -> EmbeddedPhotos:
+    """Check and embed each photo (tqdm progress on stderr). Rejected photos are listed, not dropped."""
+    from tqdm import tqdm
+
+    size = int(embedder.spec.size[0])
+    out = EmbeddedPhotos(np.zeros((0, embedder.embedding_size), np.float32))
+    crops: list[np.ndarray] = []
+    parts: list[np.ndarray] = []
+    for photo in tqdm(photos, desc=desc, unit="photo", disable=not progress, leave=False):
+        check = check_photo(detector, read_image(Path(photo.path)), cfg, size)
+        if not check.ok:
+            out.rejected.append((photo, check.report))
+            continue
+        out.accepted.append(photo)
+        crops.append(check.crop)
+        if len(crops) >= batch:
+            parts.append(embedder.embed(np.stack(crops)))
+            crops = []
+    if crops:
+        parts.append(embedder.embed(np.stack(crops)))
+    if parts:
+        out.embeddings = np.concatenate(parts)
+    return out
