@@ -37,6 +37,13 @@ pulse_s = {PULSE_S}
 """
 
 
+#: run the CLI, then report which heavy modules the process imported
+RUN_AND_LIST_HEAVY = (
+    "import sys\nfrom edgeface.cli import main\nrc = main(sys.argv[1:])\n"
+    "print('HEAVY=' + ','.join(m for m in ('torch', 'onnx2torch', 'litert_torch', 'tensorflow') if m in sys.modules),"
+    " file=sys.stderr)\nsys.exit(rc)")
+
+
 def _photo(root: Path, ident: str, i: int) -> Path:
     return sorted((root / ident).iterdir())[i]
 
@@ -123,10 +130,12 @@ def test_cli_simulate_prints_json_lines_without_a_config(scene):
     """`edgeface gate --simulate VIDEO --bundle B --gallery G`: no config file, JSON events on stdout; the
     threshold comes from the bundle's calibrated one."""
     env = dict(os.environ, EDGEFACE_YUNET=str(load_config(scene["config"]).detector.model_path), OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "edgeface.cli", "gate", "--simulate", str(scene["short"]),
+    proc = subprocess.run([sys.executable, "-c", RUN_AND_LIST_HEAVY, "gate", "--simulate", str(scene["short"]),
                            "--bundle", str(scene["bundle"]), "--gallery", str(scene["gallery"])],
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
+    # the whole gate path ran (model, detector, gallery, relay) without importing torch
+    assert "HEAVY=\n" in proc.stderr, proc.stderr[-2000:]
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     assert events and all({"event", "person", "score", "t"} <= set(e) for e in events)
     started = events[0]
@@ -136,6 +145,17 @@ def test_cli_simulate_prints_json_lines_without_a_config(scene):
     unlocks = [e for e in events if e["event"] == "unlock"]
     assert [u["person_id"] for u in unlocks] == ["s1"]  # the enrolled person once, the stranger never
     assert unlocks[0]["duration"] == pytest.approx(3.0, abs=0.05)  # the default pulse_s
+
+
+def test_gate_help_and_modules_do_not_import_torch():
+    code = ("import sys; from edgeface.cli import main\n"
+            "import edgeface.device.gate, edgeface.device.daemon, edgeface.device.simulate, edgeface.device.pipeline\n"
+            "try:\n    main(['gate', '--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+            "print('torch' in sys.modules, 'gpiozero' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "--simulate" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "False False"
 
 
 def test_simulate_refuses_without_any_threshold(scene, tmp_path, reference_onnx):
