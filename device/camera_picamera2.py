@@ -8,7 +8,8 @@ BGR, no conversion. ``queue=False`` makes every capture wait for a frame that st
 (fresh, never a stale queued one).
 
 Every capture is asynchronous (``capture_array(wait=False)``) and collected with ``Picamera2.wait(job,
-timeout)``, so a stalled camera raises after ``timeout_s`` instead of blocking forever.
+timeout)``, so a stalled camera raises after ``timeout_s`` instead of blocking forever (an old picamera2
+without that timeout blocks, and :class:`~edgeface.device.camera_watch.WatchedCamera`'s timeout applies).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Picamera2Camera(Camera):
         self.description = f"picamera2 #{camera_num} {self.width}x{self.height}@{self.fps:g}"
         self._cam = None
         self._index = 0
+        self._timed = True
 
     def open(self) -> None:
         if self._cam is not None:
@@ -60,14 +62,20 @@ class Picamera2Camera(Camera):
             raise CameraError(f"cannot start the Pi camera #{self.camera_num}: {exc}") from None
         self._cam = cam
         self._index = 0
+        self._timed = _accepts_timeout(cam.wait)
+        if not self._timed:
+            log.warning("this picamera2 has no Picamera2.wait(job, timeout): reads rely on the watchdog's timeout "
+                        "alone; upgrade python3-picamera2")
 
     def read(self) -> Frame:
         cam = self._cam
         if cam is None:
             raise CameraError(f"{self.description} is not open")
         try:
-            job = cam.capture_array("main", wait=False)
-            image = cam.wait(job, timeout=self.timeout_s)
+            if self._timed:
+                image = cam.wait(cam.capture_array("main", wait=False), timeout=self.timeout_s)
+            else:
+                image = cam.capture_array("main")
         except TimeoutError:
             raise CameraError(f"{self.description}: no frame within {self.timeout_s:g} s") from None
         except Exception as exc:
@@ -79,6 +87,16 @@ class Picamera2Camera(Camera):
         if cam is not None:
             _quietly(cam.stop)
             _quietly(cam.close)
+
+
+def _accepts_timeout(wait) -> bool:
+    """picamera2 added ``wait(job, timeout=None)`` in 0.3.x; older builds only block."""
+    import inspect
+
+    try:
+        return "timeout" in inspect.signature(wait).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _quietly(fn) -> None:

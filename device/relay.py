@@ -4,7 +4,7 @@
 gpiozero and Jetson.GPIO adapters stay a few lines each:
 
 * the relay is driven off at construction, by ``off()``, by ``close()`` and when a driver call fails;
-* ``pulse(seconds)`` energises now and a timer thread de-energises after ``min(seconds, hard_max_s)``
+* ``pulse(seconds)`` energises now and the relay's timer thread de-energises after ``min(seconds, hard_max_s)``
   (``hard_max_s`` defaults to :data:`edgeface.config.HARD_MAX_PULSE_S`), timed with ``threading.Condition``
   waits, which run on the monotonic clock (wall-clock jumps cannot stretch a pulse);
 * a pulse while one is active extends it to ``now + seconds``, but never past ``first energise + hard_max_s``:
@@ -55,8 +55,18 @@ class Relay:
         self._closed = False
         self._on_at = 0.0
         self._end = 0.0
-        self._timer: threading.Thread | None = None
-        self._drive(False)  # forced off at construction, whatever state the pin was left in
+        self._offs = 0  # off() calls so far: a pulse interrupted by one (a signal handler) must not stay on
+        try:
+            self._drive(False)  # forced off at construction, whatever state the pin was left in
+        except RelayError:
+            try:
+                driver.close()
+            except Exception:
+                pass
+            raise
+        # one timer thread for the relay's whole life: no thread start/exit to race with a new pulse
+        self._timer = threading.Thread(target=self._run_timer, name=f"{name}-timer", daemon=True)
+        self._timer.start()
 
     @property
     def is_active(self) -> bool:
@@ -79,25 +89,27 @@ class Relay:
                 raise ValueError(f"pulse length must be positive, got {seconds!r}")
             now = time.monotonic()
             if not self._active:
+                offs = self._offs
                 try:
                     self._drive(True)
                 except RelayError:
                     self._safe_off()
                     raise
+                if self._offs != offs:  # off() ran in between (a signal handler on this thread): it wins
+                    self._safe_off()
+                    return 0.0
                 self._active = True
                 self._on_at = now
                 self._end = now + min(seconds, self.hard_max_s)
             else:
                 self._end = min(max(self._end, now + seconds), self._on_at + self.hard_max_s)
-            if self._timer is None or not self._timer.is_alive():
-                self._timer = threading.Thread(target=self._run_timer, name=f"{self.name}-timer", daemon=True)
-                self._timer.start()
-            self._cond.notify_all()
+            self._cond.notify_all()  # the timer thread re-reads the end
             return self._end - now
 
     def off(self) -> None:
         """De-energise now (idempotent). Never raises: a failure is logged and counted in ``faults``."""
         with self._cond:
+            self._offs += 1
             self._safe_off()
             self._cond.notify_all()
 
@@ -106,6 +118,7 @@ class Relay:
         with self._cond:
             if self._closed:
                 return
+            self._offs += 1
             self._safe_off()
             self._closed = True
             self._cond.notify_all()
@@ -143,13 +156,17 @@ class Relay:
             self.pulses.append((self._on_at, time.monotonic()))
 
     def _run_timer(self) -> None:
+        """Sleeps until a pulse is due to end (or forever while off) and switches it off; exits on close."""
         with self._cond:
-            while self._active and not self._closed:
+            while not self._closed:
+                if not self._active:
+                    self._cond.wait()
+                    continue
                 remaining = self._end - time.monotonic()
                 if remaining <= 0:
                     self._safe_off()
-                    break
-                self._cond.wait(remaining)
+                else:
+                    self._cond.wait(remaining)
 
 
 def open_relay(cfg, pin_factory=None) -> Relay:

@@ -257,3 +257,46 @@ def test_jetson_gpio_missing_is_a_relay_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "Jetson", None)  # import Jetson.GPIO -> ImportError, as off a Jetson
     with pytest.raises(RelayError, match="Jetson.GPIO is not available"):
         open_relay(RelayConfig(backend="jetson", pin=12))
+
+
+def test_back_to_back_pulses_always_end():
+    """A pulse that starts just as the previous one's timer finishes must still get a timer (a timer thread
+    that is exiting must not be mistaken for one that will switch the new pulse off)."""
+    relay, _ = mock_relay()
+    try:
+        for _ in range(100):
+            relay.pulse(0.002)
+            while relay.is_active:
+                pass  # re-pulse the instant it drops, to land in the timer thread's exit window
+        relay.pulse(0.002)
+        wait_off(relay, limit=1.0)
+        assert relay.pin.state is False
+        assert len(on_durations(relay.pin, True)) == 101
+    finally:
+        relay.close()
+
+
+class HookPin(MockPin):
+    """A MockPin that runs ``hook`` right after it is driven high: where a signal handler could run."""
+
+    hook = None
+
+    def _set_state(self, value):
+        super()._set_state(value)
+        if value and HookPin.hook is not None:
+            hook, HookPin.hook = HookPin.hook, None
+            hook()
+
+
+def test_off_during_the_energise_wins():
+    factory = MockFactory(pin_class=HookPin)
+    relay = open_relay(RelayConfig(backend="gpiozero", pin=17), pin_factory=factory)
+    try:
+        HookPin.hook = relay.off  # SIGTERM handler calling off() in the middle of pulse(), same thread
+        assert relay.pulse(5) == 0.0
+        assert relay.pin.state is False and not relay.is_active
+        time.sleep(0.05)
+        assert relay.pin.state is False
+    finally:
+        HookPin.hook = None
+        relay.close()
