@@ -1,6 +1,15 @@
 """OpenCV ``VideoCapture`` sources: V4L2 devices, GStreamer pipelines (Jetson CSI cameras), network streams
 (RTSP/HTTP through FFmpeg) and video-file replay with real decoding.
 
+A GStreamer pipeline must end in an ``appsink`` that receives BGR, and should drop old buffers; for a Jetson
+CSI camera (needs an OpenCV built with GStreamer, as JetPack's is)::
+
+    nvarguscamerasrc sensor-id=0 ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 !
+    nvvidconv ! video/x-raw,width=640,height=480,format=BGRx ! videoconvert ! video/x-raw,format=BGR !
+    appsink drop=true max-buffers=1
+
+RTSP is read over TCP unless ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` says otherwise.
+
 Live captures ask for a one-frame buffer so a slow pipeline reads a fresh frame rather than a queue of old
 ones, and set OpenCV's own open/read timeouts where the backend honours them (FFmpeg, GStreamer). Those are
 a first line only: :class:`~edgeface.device.camera_watch.WatchedCamera` enforces the read timeout for every
@@ -11,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -64,6 +74,9 @@ class OpenCVCamera(_Capture):
     def open(self) -> None:
         if self._cap is not None:
             return
+        if self.kind == "stream":
+            # RTSP over TCP unless the operator chose otherwise: UDP loses packets on Wi-Fi and smears frames
+            os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
         ms = int(self.timeout_s * 1000)
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
         if self.kind == "v4l2":

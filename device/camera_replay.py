@@ -1,4 +1,5 @@
-"""Image-folder replay: every image in a folder, in sorted name order, decoded with ``cv2.imread``.
+"""Image-folder replay: every image in a folder, in natural name order (``frame2`` before ``frame10``),
+decoded with ``cv2.imread``.
 
 A folder has no frame rate of its own, so the configured camera fps stands in for it. An image that cannot
 be decoded is skipped and logged (one bad file must not end a replay); a folder with no images at all is a
@@ -8,6 +9,7 @@ be decoded is skipped and logged (one bad file must not end a replay); a folder 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import cv2
@@ -17,6 +19,11 @@ from .camera import Camera, CameraError, Frame, ReplayTimer
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".pbm", ".tif", ".tiff", ".webp"}
+
+
+def natural_key(path: Path) -> list:
+    """Sort key that orders embedded numbers by value: frame2.png < frame10.png (frame dumps rarely zero-pad)."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
 class ImageFolderCamera(Camera):
@@ -39,7 +46,8 @@ class ImageFolderCamera(Camera):
             return
         if not self.folder.is_dir():
             raise CameraError(f"{self.folder}: no such image folder")
-        self.files = sorted(p for p in self.folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        self.files = sorted((p for p in self.folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+                            key=natural_key)
         if not self.files:
             raise CameraError(f"{self.folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         self._pos = 0

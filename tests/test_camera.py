@@ -447,3 +447,14 @@ def test_device_modules_import_no_torch_and_no_hardware_libraries():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_image_folder_plays_in_natural_order(tmp_path):
+    for i in (1, 2, 10, 9):
+        cv2.imwrite(str(tmp_path / f"frame{i}.png"), np.full((8, 8, 3), i * 10, np.uint8))
+    cam = ImageFolderCamera(tmp_path, fps=5, realtime=False)
+    with cam:
+        levels = []
+        while (f := cam.read()) is not None:
+            levels.append(int(f.image[0, 0, 0]))
+    assert levels == [10, 20, 90, 100]
