@@ -160,6 +160,7 @@ def fake_picamera2(monkeypatch):
     for cam in module.bench.instances:
         cam.close()
     module.bench.reset()
+    sys.modules.pop("picamera2", None)  # the fake must not outlive the test
 
 
 def scene_with_marker(number, size):
@@ -192,6 +193,33 @@ def test_picamera2_small_bgr_stream_with_timeout(fake_picamera2):
         cam.close()
         cam.close()
     assert pc.calls[-2:] == ["stop", "close"] and not fake_picamera2.bench.held
+
+
+def test_the_fake_behaves_like_picamera2(fake_picamera2):
+    """The double's rules that the adapter depends on, so a test passing on it means something."""
+    pc = fake_picamera2.Picamera2()
+    with pytest.raises(RuntimeError, match="did not complete"):
+        fake_picamera2.Picamera2()  # the camera is held
+    with pytest.raises(RuntimeError, match="lores"):
+        pc.create_preview_configuration(main={"size": (320, 240)}, lores={"size": (640, 480)})
+    config = pc.create_preview_configuration(main={"size": (320, 240), "format": "XRGB8888"},
+                                             lores={"size": (160, 120)})
+    pc.configure(config)
+    job = pc.capture_array("main", wait=False)
+    with pytest.raises(TimeoutError):
+        pc.wait(job, timeout=0.2)  # not started: no frames
+    pc.start()
+    with pytest.raises(RuntimeError, match="stopped"):
+        pc.configure(config)
+    assert pc.wait(job, timeout=1).shape == (240, 320, 4)
+    assert pc.capture_array("lores").shape == (180, 160)  # YUV420: 1.5 rows per row
+    request = pc.capture_request()
+    assert request.make_array("main").shape == (240, 320, 4)
+    request.release()
+    with pytest.raises(RuntimeError, match="released"):
+        request.make_array("main")
+    pc.close()
+    fake_picamera2.Picamera2().close()  # free again
 
 
 def test_picamera2_missing_camera_and_failed_start(fake_picamera2):

@@ -218,6 +218,8 @@ def fake_jetson(monkeypatch):
     GPIO._reset_for_tests()
     yield GPIO
     GPIO._reset_for_tests()
+    for name in ("Jetson.GPIO", "Jetson"):
+        sys.modules.pop(name, None)  # the fake must not outlive the test
 
 
 @pytest.mark.parametrize("active_high", [True, False])
