@@ -82,3 +82,51 @@ def test_one_person_and_empty_gallery():
 def test_wrong_query_size(gallery):
     with pytest.raises(GalleryEmbeddingSizeError, match="32-d"):
         Matcher(gallery).match(np.ones(D + 1))
+
+
+def _big_gallery(n_people=3000, seed=11):
+    rng = np.random.default_rng(seed)
+    g = Gallery.new("00" * 32, 128)
+    for i in range(n_people):
+        g.add(f"p{i}", rng.standard_normal((1 + (i % 3 == 0), 128)))
+    return g
+
+
+def test_int8_stage_gives_the_exact_answers():
+    g = _big_gallery()
+    exact, fast = Matcher(g, fast=False), Matcher(g, fast=True)
+    assert fast._fast is not None and exact._fast is None
+    rng = np.random.default_rng(12)
+    near = np.stack([g.people[i].embeddings[0] for i in range(0, 3000, 100)])
+    queries = np.concatenate([near + 0.5 * rng.standard_normal(near.shape), rng.standard_normal((30, 128))])
+    for a, b in zip(exact.match_batch(queries), fast.match_batch(queries)):
+        assert (a.person_id, a.second_person_id) == (b.person_id, b.second_person_id)
+        assert b.score == pytest.approx(a.score, abs=1e-5) and b.margin == pytest.approx(a.margin, abs=1e-5)
+    assert fast.fallbacks < len(queries)  # most answers were proven by the int8 bound
+
+
+def test_int8_scores_stay_within_their_bound():
+    from edgeface.int8_scores import Int8Scorer
+
+    rng = np.random.default_rng(13)
+    m = rng.standard_normal((5000, 128)).astype(np.float32)
+    m /= np.linalg.norm(m, axis=1, keepdims=True)
+    q = rng.standard_normal((8, 128)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    approx, bound = Int8Scorer(m).scores(q)
+    err = np.abs(approx - q @ m.T).max(axis=1)
+    assert np.all(err <= bound) and np.all(bound < 0.05) and np.all(err > 0)
+
+
+def test_unprovable_candidates_fall_back_to_the_full_product():
+    """Hundreds of people almost equally close to the query: the int8 bound cannot separate them from the
+    rows outside the candidates, so the matcher recomputes in float32 and still answers exactly."""
+    rng = np.random.default_rng(14)
+    base = rng.standard_normal(128)
+    g = Gallery.new("00" * 32, 128)
+    for i in range(400):
+        g.add(f"p{i}", base + 0.02 * rng.standard_normal((1, 128)))
+    exact, fast = Matcher(g, fast=False), Matcher(g, fast=True)
+    q = base + 0.02 * rng.standard_normal(128)
+    assert fast.match(q).person_id == exact.match(q).person_id
+    assert fast.fallbacks == 1
