@@ -1,0 +1,56 @@
+"""Training augmentation in plain torch ops (no torchvision), on the model-input tensor.
+
+Input and output are (N, 3, H, W) float tensors already preprocessed exactly as the runtime does
+(:func:`edgeface.preprocess.to_model_input`: RGB, (x - 127.5) / 128), so training sees the same distribution the
+device feeds the network. Augmentations: horizontal flip (faces are nearly symmetric and the alignment template
+is mirrored), colour jitter (brightness, contrast, saturation), and a small random affine (rotation, scale,
+shift), which stands in for landmark jitter of the detector.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+LO, HI = -127.5 / 128.0, 127.5 / 128.0  # value range of a preprocessed uint8 pixel
+
+
+@dataclass
+class AugmentConfig:
+    flip: float = 0.5
+    brightness: float = 0.2  # +- fraction of the full range
+    contrast: float = 0.2  # scale in [1 - c, 1 + c]
+    saturation: float = 0.2
+    rotate_deg: float = 8.0
+    scale: float = 0.05
+    shift: float = 0.04  # fraction of the image side
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, cfg: AugmentConfig = AugmentConfig()) -> torch.Tensor:
+    n = x.shape[0]
+    dev, dt = x.device, x.dtype
+
+    def u(lo: float, hi: float) -> torch.Tensor:
+        return (torch.rand(n, generator=gen) * (hi - lo) + lo).to(device=dev, dtype=dt)
+
+    flip = (torch.rand(n, generator=gen) < cfg.flip).to(dev)
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+
+    x = x + u(-cfg.brightness, cfg.brightness)[:, None, None, None] * (HI - LO)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * u(1 - cfg.contrast, 1 + cfg.contrast)[:, None, None, None] + mean
+    grey = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
+    x = (x - grey) * u(1 - cfg.saturation, 1 + cfg.saturation)[:, None, None, None] + grey
+
+    angle = u(-cfg.rotate_deg, cfg.rotate_deg) * (math.pi / 180.0)
+    s = u(1 - cfg.scale, 1 + cfg.scale)
+    cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
+    tx, ty = u(-cfg.shift, cfg.shift) * 2, u(-cfg.shift, cfg.shift) * 2
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    # border padding: black corners would teach the network a cue the aligned runtime crops never have
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return x.clamp(LO, HI)

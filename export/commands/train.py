@@ -1,0 +1,57 @@
+"""``edgeface train``: train the Siamese embedder (triplet with online mining, or pairwise classification)."""
+
+from __future__ import annotations
+
+NAME = "train"
+HELP = "train the face embedder on a photo folder or a prepared crop cache"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--data", required=True, help="prepared cache (edgeface prepare) or photo folder DIR/<id>/*")
+    parser.add_argument("--out", required=True, help="run directory (checkpoints, split, metrics)")
+    parser.add_argument("--loss", choices=("triplet", "pair"), default="triplet")
+    parser.add_argument("--mining", choices=("batch-hard", "semi-hard", "all"), default="semi-hard")
+    parser.add_argument("--margin", type=float, default=0.2)
+    parser.add_argument("--pair-form", choices=("abs", "chi2"), default="abs",
+                        help="pairwise features: |f(a)-f(b)| or the chi-square form")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, default=None)
+    budget.add_argument("--time-budget", type=float, default=None, metavar="MIN", help="stop after MIN minutes")
+    parser.add_argument("--max-steps", type=int, default=None, help="hard cap on optimizer steps (smoke runs)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
+    parser.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--weight-decay", type=float, default=5e-4)
+    parser.add_argument("--p", type=int, default=8, help="identities per batch")
+    parser.add_argument("--k", type=int, default=4, help="images per identity per batch")
+    parser.add_argument("--val-fraction", type=float, default=0.2, help="identities held out for validation")
+    parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
+    parser.add_argument("--embedding-size", type=int, default=128)
+    parser.add_argument("--activation", choices=("relu", "prelu"), default="relu")
+    parser.add_argument("--no-augment", action="store_true")
+    parser.add_argument("--detector-model", default=None, help="YuNet file, when --data is a photo folder")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args) -> int:
+    from edgeface.export.train import TrainConfig, train
+
+    if args.epochs is None and args.time_budget is None and args.max_steps is None:
+        from edgeface.errors import EdgefaceError
+
+        raise EdgefaceError("give a budget: --epochs N or --time-budget MIN")
+    cfg = TrainConfig(loss=args.loss, mining=args.mining, margin=args.margin, pair_form=args.pair_form,
+                      model={"width": args.width, "embedding_size": args.embedding_size,
+                             "activation": args.activation},
+                      optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, p=args.p, k=args.k,
+                      epochs=args.epochs, time_budget_min=args.time_budget, max_steps=args.max_steps,
+                      val_fraction=args.val_fraction, seed=args.seed, device=args.device, threads=args.threads,
+                      augment=not args.no_augment, progress=not args.no_progress)
+    last = train(args.data, args.out, cfg, resume=args.resume, detector_model=args.detector_model)
+    tar = last.get("val_tar_at_far", {})
+    print(f"{args.out}: epoch {last.get('epoch')} step {last.get('step')} val TAR@1e-2 {tar.get('1e-2')} "
+          f"TAR@1e-3 {tar.get('1e-3')} EER {last.get('val_eer')}")
+    return 0

@@ -1,0 +1,238 @@
+"""The training loop: PxK batches -> augmentation -> network -> triplet or pairwise loss, a cosine schedule, a time
+or epoch budget, validation TAR on unseen identities every epoch, checkpoints that resume.
+
+Run directory::
+
+    split.json        identity-disjoint train/val split (seed, manifest hash)
+    checkpoint.pt     the latest state (weights, model config, optimizer, sampler and RNG state, metrics)
+    best.pt           the weights with the best validation TAR@FAR=1e-2 so far
+    metrics.json      one record per epoch; metrics.csv the same as a table
+    config.json       the options of the run
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgeface.errors import EdgefaceError
+from edgeface.metrics import verification
+from edgeface.preprocess import l2_normalize
+
+from .augment import AugmentConfig, augment
+from .checkpoint import read_checkpoint, save_checkpoint
+from .data import TrainData, make_split, open_cache, to_tensor
+from .losses import build_loss
+from .model import build_model, full_config
+from .sampler import PKSampler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    loss: str = "triplet"
+    mining: str = "semi-hard"
+    margin: float = 0.2
+    pair_form: str = "abs"
+    model: dict = field(default_factory=dict)
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    warmup_fraction: float = 0.03
+    p: int = 8
+    k: int = 4
+    epochs: int | None = None
+    time_budget_min: float | None = None
+    max_steps: int | None = None  # hard cap (tests, smoke runs)
+    val_fraction: float = 0.2
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 2
+    augment: bool = True
+    progress: bool = True
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise EdgefaceError("--device cuda was asked for, but torch sees no CUDA device here")
+        return torch.device("cuda")
+    if name != "cpu":
+        raise EdgefaceError(f"unknown device {name!r}; use cpu or cuda")
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def embed(model: torch.nn.Module, crops_bgr: np.ndarray, device: torch.device, batch: int = 64) -> np.ndarray:
+    """L2-normalised embeddings of uint8 crops with the model in eval mode (restored afterwards)."""
+    was_training = model.training
+    model.eval()
+    out = [model(to_tensor(crops_bgr[i:i + batch]).to(device)).float().cpu().numpy()
+           for i in range(0, len(crops_bgr), batch)]
+    model.train(was_training)
+    return l2_normalize(np.concatenate(out)) if out else np.zeros((0, 1), np.float32)
+
+
+def validate(model, data: TrainData, device) -> dict:
+    emb = embed(model, data.val_x, device)
+    res, _, _ = verification(emb, data.val_y)
+    return {"val_tar_at_far": res.tar_at_far, "val_eer": res.eer}
+
+
+class _Schedule:
+    """Linear warmup, then cosine decay to 0; progress is the larger of step and time fractions, so a
+    time-budgeted run still ends its schedule when the budget ends."""
+
+    def __init__(self, base_lr: float, total_steps: int | None, budget_s: float | None, warmup: float) -> None:
+        self.base, self.total, self.budget, self.warmup = base_lr, total_steps, budget_s, warmup
+
+    def progress(self, step: int, elapsed: float) -> float:
+        fr = [step / self.total] if self.total else []
+        if self.budget:
+            fr.append(elapsed / self.budget)
+        return min(1.0, max(fr)) if fr else 0.0
+
+    def lr(self, step: int, elapsed: float) -> float:
+        p = self.progress(step, elapsed)
+        if p < self.warmup:
+            return self.base * max(p / self.warmup, 0.01)
+        return self.base * 0.5 * (1.0 + math.cos(math.pi * (p - self.warmup) / (1.0 - self.warmup)))
+
+
+def _optimizer(cfg: TrainConfig, params):
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=True)
+    raise EdgefaceError(f"unknown optimizer {cfg.optimizer!r}; use adamw or sgd")
+
+
+def _write_metrics(run_dir: Path, history: list[dict]) -> None:
+    (run_dir / "metrics.json").write_text(json.dumps(history, indent=1) + "\n")
+    rows = []
+    for h in history:
+        row = {k: v for k, v in h.items() if not isinstance(v, dict)}
+        for far, v in h.get("val_tar_at_far", {}).items():
+            row[f"val_tar@{far}"] = v
+        rows.append(row)
+    with open(run_dir / "metrics.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def train(data, run_dir: str | Path, cfg: TrainConfig, resume: bool = False, detector_model=None) -> dict:
+    """Train; returns the last epoch's metrics record. See the module docstring for what lands in ``run_dir``."""
+    if cfg.epochs is None and cfg.time_budget_min is None and cfg.max_steps is None:
+        raise EdgefaceError("give a budget: --epochs N or --time-budget MIN")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, int(cfg.threads)))
+    device = resolve_device(cfg.device)
+    ckpt_path = run_dir / "checkpoint.pt"
+    state = read_checkpoint(ckpt_path) if resume and ckpt_path.is_file() else None
+    if resume and state is None:
+        raise EdgefaceError(f"--resume: no checkpoint at {ckpt_path}")
+    if state is not None:  # the resumed run keeps its own options
+        saved = state["info"]["train_config"]
+        budget = {k: getattr(cfg, k) for k in ("epochs", "time_budget_min", "max_steps", "progress", "threads", "device")}
+        cfg = TrainConfig(**{**saved, **budget})
+
+    torch.manual_seed(cfg.seed)
+    cache = open_cache(data, run_dir, detector_model, progress=cfg.progress)
+    td = make_split(cache, run_dir, cfg.val_fraction, cfg.seed)
+    if state is not None and state["info"].get("manifest_sha256") != td.manifest_sha256:
+        raise EdgefaceError(f"--resume: {data} is not the data the checkpoint was trained on (manifest hash differs)")
+    model_cfg = full_config(cfg.model)
+    model = build_model(model_cfg).to(device)
+    loss_fn = build_loss(cfg.loss, cfg.margin, cfg.mining, model_cfg["embedding_size"], cfg.pair_form).to(device)
+    opt = _optimizer(cfg, list(model.parameters()) + list(loss_fn.parameters()))
+    sampler = PKSampler(td.train_y, cfg.p, cfg.k, seed=cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
+
+    step, epoch, elapsed0, history = 0, 0, 0.0, []
+    best = -1.0
+    if state is not None:
+        info = state["info"]
+        model.load_state_dict(state["state_dict"])
+        loss_fn.load_state_dict(info["loss_state"])
+        opt.load_state_dict(info["optimizer"])
+        sampler.set_state(info["sampler_state"])
+        gen.set_state(info["augment_rng"])
+        torch.set_rng_state(info["torch_rng"])
+        step, epoch, elapsed0 = info["step"], info["epoch"], info["elapsed_s"]
+        history, best = info["history"], info.get("best_val_tar", -1.0)
+        log.info("resumed %s at epoch %d, step %d", ckpt_path, epoch, step)
+
+    steps_per_epoch = sampler.batches_per_epoch
+    total = min(x for x in (cfg.max_steps, cfg.epochs * steps_per_epoch if cfg.epochs else None) if x) \
+        if (cfg.max_steps or cfg.epochs) else None
+    budget_s = cfg.time_budget_min * 60.0 if cfg.time_budget_min else None
+    sched = _Schedule(cfg.lr, total, budget_s, cfg.warmup_fraction)
+    aug_cfg = AugmentConfig()
+    t0 = time.monotonic() - elapsed0
+
+    def done() -> bool:
+        return (total is not None and step >= total) or (budget_s is not None and time.monotonic() - t0 >= budget_s)
+
+    def checkpoint(path: Path, metrics: dict) -> None:
+        save_checkpoint(path, model, model_cfg, manifest_sha256=td.manifest_sha256, metrics=metrics, epoch=epoch,
+                        step=step, elapsed_s=time.monotonic() - t0, train_config=asdict(cfg),
+                        optimizer=opt.state_dict(), loss_state=loss_fn.state_dict(),
+                        sampler_state=sampler.state(), augment_rng=gen.get_state(), torch_rng=torch.get_rng_state(),
+                        history=history, best_val_tar=best, split={"train": td.train_ids, "val": td.val_ids})
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=step, unit="step", disable=not cfg.progress, dynamic_ncols=True)
+    val_tar = history[-1]["val_tar_at_far"].get("1e-2") if history else None
+    model.train()
+    while not done():
+        epoch += 1
+        losses = []
+        for idx in sampler.epoch():
+            if done():
+                break
+            lr = sched.lr(step, time.monotonic() - t0)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            x = to_tensor(td.train_x[idx])
+            if cfg.augment:
+                x = augment(x, gen, aug_cfg)
+            y = torch.from_numpy(td.train_y[idx])
+            loss = loss_fn(model(x.to(device)), y.to(device))
+            if not torch.isfinite(loss):
+                raise EdgefaceError(f"training diverged at step {step} (loss {loss.item()}); lower --lr")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            losses.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses[-20:]):.4f}", lr=f"{lr:.2e}",
+                            val_tar=f"{val_tar:.3f}" if val_tar is not None else "-")
+        metrics = {"epoch": epoch, "step": step, "elapsed_s": round(time.monotonic() - t0, 1),
+                   "train_loss": float(np.mean(losses)) if losses else None, "lr": lr if losses else None}
+        metrics.update(validate(model, td, device))
+        val_tar = metrics["val_tar_at_far"].get("1e-2") or 0.0
+        history.append(metrics)
+        _write_metrics(run_dir, history)
+        if val_tar > best:
+            best = val_tar
+            checkpoint(run_dir / "best.pt", metrics)
+        checkpoint(ckpt_path, metrics)
+        bar.set_postfix(epoch=epoch, loss=f"{metrics['train_loss'] or 0:.4f}", val_tar=f"{val_tar:.3f}")
+        log.info("epoch %d step %d loss %s val TAR@1e-2 %.3f EER %.3f", epoch, step, metrics["train_loss"],
+                 val_tar, metrics["val_eer"])
+    bar.close()
+    return history[-1] if history else {}
