@@ -11,10 +11,12 @@ opened and read in a reader thread and the caller waits on a mailbox with a time
   sensor or connecting to a stream legitimately takes longer than one frame;
 * the first frame after a loss reports ``camera_reacquired`` and resets the backoff.
 
-Live sources are read free-running: the reader thread reads continuously and keeps only the newest frame,
+Live sources (``camera.finite is False``, as every live :class:`Camera` declares) are read free-running:
+the reader thread reads continuously and keeps only the newest frame,
 so the gate always gets a fresh frame (stale ones are counted in ``dropped``) and network streams never
 build up latency in their buffers. Finite sources (video file, image folder) are read one frame per
-``read()``, so a replay loses no frame however slow the gate is.
+``read()``, so a replay loses no frame however slow the gate is; so is any camera object without a
+``finite`` attribute.
 
 ``read()`` returns a :class:`Frame`, or ``None`` while the camera is lost or (re)opening; it never blocks
 much longer than ``read_timeout_s``. When a finite source ends, ``read()`` raises
@@ -93,7 +95,8 @@ class _Reader(threading.Thread):
             camera = self.factory()
             camera.open()
             self.camera = camera
-            free_running = not camera.finite
+            # only a camera that says it is live runs free; anything else (a duck-typed wrapper) is read on request
+            free_running = getattr(camera, "finite", None) is False
             while not self.stop.is_set():
                 frame = camera.read()
                 if frame is None:
@@ -168,18 +171,17 @@ class WatchedCamera(Camera):
 
     @property
     def fps(self) -> float | None:
-        cam = self.camera
-        return cam.fps if cam is not None else None
+        return getattr(self.camera, "fps", None)
 
     @property
     def finite(self) -> bool:
         cam = self.camera
-        return bool(cam is not None and cam.finite)
+        return bool(cam is not None and getattr(cam, "finite", False))
 
     @property
     def description(self) -> str:
         cam = self.camera
-        return f"watched {cam.description if cam is not None else '(not open)'}"
+        return f"watched {getattr(cam, 'description', repr(cam)) if cam is not None else '(not open)'}"
 
     @property
     def dropped(self) -> int:

@@ -451,6 +451,29 @@ def test_live_camera_is_read_free_running_and_survives_a_stall(fake_picamera2):
     assert not fake_picamera2.bench.held  # every Picamera2 that was opened was closed
 
 
+def test_duck_typed_camera_is_read_on_request_and_loses_no_frame(video):
+    class Plain:  # not a Camera, no ``finite``: the watchdog must not assume it is live
+        def __init__(self):
+            self.inner = VideoFileCamera(video, realtime=True)  # paced at 20 fps, like a live feed
+
+        def open(self):
+            self.inner.open()
+
+        def read(self):
+            return self.inner.read()
+
+        def close(self):
+            self.inner.close()
+
+    cam = WatchedCamera(Plain, 1.0, 0.05, 0.4, Recorder())
+    indices = []
+    for _ in range(6):
+        indices.append(cam.read().index)
+        time.sleep(0.1)  # slower than the feed: a free-running reader would drop frames
+    assert indices == list(range(6)) and cam.dropped == 0
+    cam.close()
+
+
 def test_closed_watched_camera_refuses_reads(video):
     cam = WatchedCamera(lambda: open_camera(str(video), realtime=False), 1.0, 0.05, 0.4, Recorder())
     assert cam.read() is not None
