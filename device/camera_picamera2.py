@@ -27,7 +27,8 @@ class Picamera2Camera(Camera):
 
     def __init__(self, width: int = 640, height: int = 480, fps: float = 15.0, timeout_s: float = 2.0,
                  camera_num: int = 0):
-        self.width, self.height, self.fps = int(width), int(height), float(fps)
+        # libcamera wants even sizes: round an odd configured size down rather than fail at start
+        self.width, self.height, self.fps = int(width) // 2 * 2, int(height) // 2 * 2, float(fps)
         self.timeout_s = float(timeout_s)
         self.camera_num = camera_num
         self.description = f"picamera2 #{camera_num} {self.width}x{self.height}@{self.fps:g}"

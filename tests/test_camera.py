@@ -202,6 +202,10 @@ def test_the_fake_behaves_like_picamera2(fake_picamera2):
         fake_picamera2.Picamera2()  # the camera is held
     with pytest.raises(RuntimeError, match="lores"):
         pc.create_preview_configuration(main={"size": (320, 240)}, lores={"size": (640, 480)})
+    with pytest.raises(RuntimeError, match="lores stream must be YUV"):
+        pc.create_video_configuration(main={"size": (320, 240)}, lores={"size": (160, 120), "format": "RGB888"})
+    with pytest.raises(RuntimeError, match="even"):
+        pc.create_video_configuration(main={"size": (321, 240), "format": "RGB888"})
     config = pc.create_preview_configuration(main={"size": (320, 240), "format": "XRGB8888"},
                                              lores={"size": (160, 120)})
     pc.configure(config)
@@ -232,7 +236,7 @@ def test_picamera2_missing_camera_and_failed_start(fake_picamera2):
         Picamera2Camera().open()
     assert not fake_picamera2.bench.held  # the half-started camera was closed
     fake_picamera2.bench.fail_start = None
-    cam = Picamera2Camera(width=64, height=48)
+    cam = Picamera2Camera(width=65, height=49)  # odd sizes are rounded down to what libcamera accepts
     cam.open()
     assert cam.read().image.shape == (48, 64, 3)
     cam.close()

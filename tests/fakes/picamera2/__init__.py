@@ -106,8 +106,12 @@ class Picamera2:
             size = stream["size"]
             if not (isinstance(size, tuple) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
                 raise RuntimeError(f"{name} stream size must be a tuple of two positive ints, got {size!r}")
+            if size[0] % 2 or size[1] % 2:
+                raise RuntimeError("width and height should be even")
             if stream["format"] not in _FORMATS:
-                raise RuntimeError(f"Unrecognised {name} stream format {stream['format']!r}")
+                raise RuntimeError(f"Bad format {stream['format']} in stream {name}")
+        if lores is not None and lores["format"] not in ("YUV420", "YVU420"):
+            raise RuntimeError("lores stream must be YUV")
         all_controls = {"FrameDurationLimits": (int(1e6 / default_fps),) * 2, **(controls or {})}
         return {"use_case": use_case, "main": main, "lores": lores, "raw": raw, "buffer_count": buffer_count,
                 "controls": all_controls, "queue": queue, "transform": None, "colour_space": None,
