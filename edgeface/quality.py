@@ -92,8 +92,9 @@ def assess(image_bgr: np.ndarray | None, face: Face | None, crop: np.ndarray | N
            all_faces: Detections | None = None) -> QualityReport:
     """Check one face (the one that would be enrolled or matched) against the gates of ``cfg``.
 
-    ``image_bgr`` is the frame the face was found in (its size bounds the face); ``crop`` the aligned crop
-    (for sharpness); ``all_faces`` every detection of the frame (for the several-faces gate)."""
+    ``image_bgr`` is the frame the face was found in (part of the shared signature; no gate reads it yet);
+    ``crop`` the aligned crop (for sharpness; None skips that gate); ``all_faces`` every detection of the
+    frame (for the several-faces gate; None skips it)."""
     reasons: list[str] = []
     codes: list[str] = []
 
