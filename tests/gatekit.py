@@ -5,6 +5,7 @@ nothing from ../shared is copied into the repository."""
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,3 +144,41 @@ def pulses(pin) -> list[float]:
             out.append(st.timestamp)
             high = False
     return out
+
+
+class FaultyCamera:
+    """Wraps a real replay camera; after ``after`` frames its read() raises (an unplugged USB camera,
+    ``mode="raise"``) or blocks until ``release`` is set (a wedged driver, ``mode="hang"``). The monotonic
+    time the fault began is appended to ``began``."""
+
+    def __init__(self, inner, after: int, mode: str, release, began: list | None = None):
+        self.inner, self.after, self.mode, self.release = inner, after, mode, release
+        self.began = began if began is not None else []
+        self.fps, self.description, self.count = inner.fps, f"faulty {inner.description}", 0
+
+    def open(self):
+        self.inner.open()
+
+    def read(self):
+        if self.count >= self.after:
+            self.began.append(time.monotonic())
+            if self.mode == "raise":
+                from edgeface.device.camera import CameraError
+
+                raise CameraError("USB camera unplugged")
+            self.release.wait()
+            return None
+        self.count += 1
+        return self.inner.read()
+
+    def close(self):
+        self.inner.close()
+
+
+def wait_for(predicate, timeout_s: float = 30.0) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False

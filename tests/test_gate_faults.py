@@ -13,12 +13,12 @@ import time
 
 import cv2
 import pytest
-from gatekit import Appearance, background, compose_video, enroll, make_bundle, pulses
+from gatekit import Appearance, FaultyCamera, background, compose_video, enroll, make_bundle, pulses, wait_for
 from gpiozero import OutputDevice
 from gpiozero.pins.mock import MockFactory
 
 from edgeface.config import CameraConfig
-from edgeface.device.camera import Camera, CameraError, open_camera
+from edgeface.device.camera import open_camera
 from edgeface.device.daemon import build_daemon
 from edgeface.device.relay import RelayError
 
@@ -98,41 +98,8 @@ def run_gate(gate, timeout_s=60.0, action=None):
     return code
 
 
-def wait_for(predicate, timeout_s=30.0):
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def kinds(gate):
     return [e.kind for e in gate.events]
-
-
-class FaultyCamera(Camera):
-    """A real replay camera that, after ``after`` frames, raises (an unplugged USB camera) or hangs in read()
-    (a driver that stops delivering). The hang lasts until ``release`` is set."""
-
-    def __init__(self, inner: Camera, after: int, mode: str, release: threading.Event):
-        self.inner, self.after, self.mode, self.release = inner, after, mode, release
-        self.fps, self.description, self.count = inner.fps, f"faulty {inner.description}", 0
-
-    def open(self):
-        self.inner.open()
-
-    def read(self):
-        if self.count >= self.after:
-            if self.mode == "raise":
-                raise CameraError("USB camera unplugged")
-            self.release.wait()
-            return None
-        self.count += 1
-        return self.inner.read()
-
-    def close(self):
-        self.inner.close()
 
 
 @pytest.mark.parametrize("mode", ["raise", "hang"])

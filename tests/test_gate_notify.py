@@ -16,11 +16,11 @@ from pathlib import Path
 
 import cv2
 import pytest
-from gatekit import Appearance, background, compose_video, enroll, make_bundle
+from gatekit import Appearance, FaultyCamera, background, compose_video, enroll, make_bundle, wait_for
 from gpiozero.pins.mock import MockFactory
 
 from edgeface.config import CameraConfig
-from edgeface.device.camera import Camera, open_camera
+from edgeface.device.camera import open_camera
 from edgeface.device.daemon import build_daemon
 from edgeface.device.notify import Notifier
 
@@ -133,28 +133,6 @@ path = "{path.parent / 'audit.db'}"
     return path
 
 
-class StallingCamera(Camera):
-    """A real replay camera whose read() stops returning after ``after`` frames, as a wedged driver does."""
-
-    def __init__(self, inner: Camera, after: int, release: threading.Event, stalled_at: list):
-        self.inner, self.after, self.release, self.stalled_at = inner, after, release, stalled_at
-        self.fps, self.description, self.count = inner.fps, "stalling camera", 0
-
-    def open(self):
-        self.inner.open()
-
-    def read(self):
-        if self.count >= self.after:
-            self.stalled_at.append(time.monotonic())
-            self.release.wait()
-            return None
-        self.count += 1
-        return self.inner.read()
-
-    def close(self):
-        self.inner.close()
-
-
 def test_ready_only_after_the_first_frame_and_the_warm_up(scene, tmp_path, listener):
     cfg = write_config(scene, tmp_path / "gate.toml", scene["video"])
     notifier = Notifier(listener.path, WATCHDOG_USEC)
@@ -189,7 +167,7 @@ def test_no_ready_and_no_watchdog_while_the_camera_never_delivers(scene, tmp_pat
     source = str(scene["video"])
 
     def dead_camera():
-        return StallingCamera(open_camera(source, CameraConfig(source=source), realtime=True), 0, release, stalled)
+        return FaultyCamera(open_camera(source, CameraConfig(source=source), realtime=True), 0, "hang", release, stalled)
 
     gate = build_daemon(cfg, pin_factory=MockFactory(), notifier=Notifier(listener.path, WATCHDOG_USEC),
                         camera_factory=dead_camera, log_out=None)
@@ -210,11 +188,11 @@ def test_watchdog_stops_when_the_camera_stalls(scene, tmp_path, listener):
     release, stalled = threading.Event(), []
     source = str(scene["wall"])
     gate = build_daemon(cfg, pin_factory=MockFactory(), notifier=Notifier(listener.path, WATCHDOG_USEC), log_out=None,
-                        camera_factory=lambda: StallingCamera(open_camera(source, CameraConfig(source=source),
-                                                                          realtime=True), 20, release, stalled))
+                        camera_factory=lambda: FaultyCamera(open_camera(source, CameraConfig(source=source),
+                                                                        realtime=True), 20, "hang", release, stalled))
 
     def stop_later(g):
-        assert wait_until(lambda: stalled, 30)
+        assert wait_for(lambda: stalled, 30)
         time.sleep(3.0)  # many watchdog timeouts of silence
         g.request_stop("test over")
 
@@ -238,15 +216,6 @@ def test_watchdog_stops_when_the_camera_stalls(scene, tmp_path, listener):
     assert stopping[0] - max(pings) > 3 * WATCHDOG_USEC / 1e6
     assert "camera_lost" in [e.kind for e in gate.events]
     assert any("camera lost" in m for _, m in listener.messages if m.startswith("STATUS="))
-
-
-def wait_until(predicate, timeout_s):
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_subprocess_reload_and_stop_protocol(scene, tmp_path, listener):
