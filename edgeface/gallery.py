@@ -308,20 +308,20 @@ class Gallery:
         gallery = cls(fingerprint, size, [])
         owners = [str(e.get("name", "?")) if isinstance(e, dict) else "?" for e in entries]
         gallery._check_rows(matrix, f"{source}: ", np.repeat(np.arange(len(counts)), counts), owners)
-        seen_ids: set[str] = set()
-        seen_names: set[str] = set()
-        start = 0
-        for entry, count in zip(entries, counts):
-            try:
-                pid, name, created, updated = (str(entry[k]) for k in ("id", "name", "created", "updated"))
-            except KeyError as exc:
-                raise GalleryFormatError(f"{source}: a person lacks {exc.args[0]!r}") from None
-            if pid in seen_ids or name in seen_names:
-                raise GalleryFormatError(f"{source}: person {name!r} (id {pid}) appears twice")
-            seen_ids.add(pid)
-            seen_names.add(name)
-            gallery.people.append(Person(pid, name, created, updated, matrix[start:start + count].copy()))
-            start += count
+        try:
+            fields = [(str(e["id"]), str(e["name"]), str(e["created"]), str(e["updated"])) for e in entries]
+        except KeyError as exc:
+            raise GalleryFormatError(f"{source}: a person lacks {exc.args[0]!r}") from None
+        for column, what in ((0, "id"), (1, "name")):
+            values = [f[column] for f in fields]
+            if len(set(values)) != len(values):
+                seen: set[str] = set()
+                dup = next(v for v in values if v in seen or seen.add(v))
+                raise GalleryFormatError(f"{source}: {what} {dup!r} appears twice")
+        # one view per person into the matrix (one allocation for the whole gallery)
+        ends = np.cumsum(counts).tolist()
+        gallery.people = [Person(pid, name, created, updated, matrix[end - count:end])
+                          for (pid, name, created, updated), count, end in zip(fields, counts, ends)]
         return gallery
 
     def _check_rows(self, matrix: np.ndarray, prefix: str, owner: np.ndarray | None = None,

@@ -71,9 +71,12 @@ class Matcher:
         self._k = CANDIDATES + (int(counts.max()) if len(counts) else 0)
         self._fast = None
         if len(self.ids) >= 2 and len(m) > self._k and (fast or (fast is None and len(m) >= FAST_MIN_ROWS)):
-            from .int8_scores import Int8Scorer
+            try:
+                from .int8_scores import Int8Scorer
 
-            self._fast = Int8Scorer(self.matrix)
+                self._fast = Int8Scorer(self.matrix)
+            except ImportError:  # no onnxruntime (a LiteRT-only device): the float32 product still answers
+                self._fast = None
         #: queries the int8 stage could not prove and that were recomputed in full float32
         self.fallbacks = 0
 
