@@ -240,12 +240,12 @@ def test_failed_replace_keeps_the_previous_gallery(tmp_path, gallery, monkeypatc
 
 WRITER = textwrap.dedent("""
     import sys, numpy as np
-    from edgeface.gallery import Gallery
+    from edgeface.gallery import Gallery, Person
     path, n = sys.argv[1], int(sys.argv[2])
     rng = np.random.default_rng(0)
     g = Gallery.new("ab" * 32, 128)
-    for p in range(n):
-        g.add(f"person {p}", rng.standard_normal((1, 128)).astype(np.float32))
+    g.people = [Person(f"id{p}", f"person {p}", "t", "t", rng.standard_normal((1, 128)).astype(np.float32))
+                for p in range(n)]
     marker = g.add("generation", np.eye(128, dtype=np.float32)[:1])
     i = 0
     while True:
