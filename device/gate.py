@@ -204,8 +204,10 @@ class Gate:
         self._rate.append(now)
         self._last_progress = self.clock()
         m = result.match if result.usable else None
-        decisions = self.policy.observe(frame.t, result.usable, m and m.person_id, m and m.name,
-                                        m and m.score, m and m.margin)
+        rejected = None if result.usable or result.face is None else ",".join(result.reasons) or "rejected"
+        decisions = self.policy.observe(frame.t, result.face is not None, m and m.person_id, m and m.name,
+                                        m and m.score, m and m.margin, rejected=rejected,
+                                        embedding=result.embedding)
         for d in decisions:
             self._act(d, result, frame.t)
 

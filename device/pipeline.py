@@ -45,6 +45,7 @@ class FrameResult:
     reasons: tuple[str, ...]
     crop: np.ndarray | None
     latency_ms: float
+    embedding: np.ndarray | None = None
 
 
 class Pipeline:
@@ -73,7 +74,7 @@ class Pipeline:
             return FrameResult(len(dets), face, False, None, tuple(report.codes), crop, _ms(t0))
         emb = self.embedder.embed(crop[None])[0]
         match = self.matcher.match(emb)
-        return FrameResult(len(dets), face, True, match, (), crop, _ms(t0))
+        return FrameResult(len(dets), face, True, match, (), crop, _ms(t0), emb)
 
     def warm_up(self, image: np.ndarray | None = None) -> float:
         """One full inference (detector on a frame, embedder on a crop) so the first real face is not slowed by

@@ -18,7 +18,9 @@ Rules (defaults from ``[policy]``):
   second person). The window then starts afresh, so a stranger standing still is one attempt per ``n`` frames.
 * **Lockout.** ``lockout_unknown`` failed attempts within ``lockout_window_s`` lock recognition out for
   ``lockout_s``: during it a recognised person is ``denied`` (``detail="lockout"``), never granted. This bounds
-  how fast someone can try photos or faces.
+  how fast someone can try photos or faces. When embeddings are passed, a failed window whose mean face is
+  the same (cosine >= threshold) as the previous failed window's is logged but not counted again: a stranger
+  waiting at the door is one attempt, a new face (a swapped photo) is another.
 * **Cooldown.** After an unlock, the same person is ``denied`` (``detail="cooldown"``) for ``cooldown_s``.
 
 Memory is bounded whatever arrives: the window is a deque of ``n``, the failure history a deque of at most
@@ -31,8 +33,12 @@ from __future__ import annotations
 from collections import Counter, deque
 from dataclasses import dataclass
 
+import numpy as np
+
 #: hard cap on per-person bookkeeping (cooldowns, decided-this-appearance), whatever the gallery size
 MAX_TRACKED = 4096
+#: distinct quality-gate reasons remembered per appearance (the codes are few; free-text ones are capped)
+MAX_REASONS = 16
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,7 @@ class _Entry:
     score: float
     margin: float
     ambiguous: bool
+    embedding: np.ndarray | None = None
 
 
 class Policy:
@@ -98,14 +105,20 @@ class Policy:
         self._appearance_frames = 0
         self._appearance_decisions = 0
         self._appearance_best: _Entry | None = None
+        self._rejected: Counter[str] = Counter()  # quality-gate reasons in the current appearance
+        self._last_failed_face: np.ndarray | None = None  # mean direction of the last failed window
         self.locked_until: float | None = None
 
     # -- public ---------------------------------------------------------------------------------------
     def observe(self, t: float, face: bool, person_id: str | None = None, person: str | None = None,
-                score: float | None = None, margin: float | None = None) -> list[Decision]:
-        """One processed frame at time ``t``. ``face`` is False when no usable face was seen (none, too
-        small, or rejected by the quality gate); otherwise ``person_id``/``score``/``margin`` describe the
-        best gallery match (``person_id`` None when the gallery is empty)."""
+                score: float | None = None, margin: float | None = None,
+                rejected: str | None = None, embedding: np.ndarray | None = None) -> list[Decision]:
+        """One processed frame at time ``t``. ``face`` is False when no face was seen. A face the quality gate
+        refused is ``face=True`` with ``rejected`` naming why: it keeps the appearance going and is reported if
+        the appearance ends undecided, but never counts for anyone. Otherwise ``person_id``/``score``/``margin``
+        describe the best gallery match (``person_id`` None when the gallery is empty); ``embedding`` (the
+        face's unit vector, optional) lets a failed attempt by the same face as the previous one not count twice
+        towards the lockout."""
         out: list[Decision] = []
         self._expire(t)
         if self._last_face_t is not None and t - self._last_face_t > self.params.face_gap_s:
@@ -113,8 +126,12 @@ class Policy:
         if not face:
             return out
         self._last_face_t = t
+        if rejected is not None:
+            if rejected in self._rejected or len(self._rejected) < MAX_REASONS:
+                self._rejected[rejected] += 1
+            return out
         self._appearance_frames += 1
-        entry = self._entry(person_id, person, score, margin)
+        entry = self._entry(person_id, person, score, margin, embedding)
         if entry.person_id is not None and entry.person_id in self._decided:
             return out  # already granted/denied this appearance: their further frames change nothing
         if self._appearance_best is None or entry.score > self._appearance_best.score:
@@ -146,16 +163,18 @@ class Policy:
 
     def tracked(self) -> int:
         """How many items the policy holds (for the bounded-memory check): window, failures, persons."""
-        return len(self._window) + len(self._failures) + len(self._last_unlock) + len(self._decided)
+        return (len(self._window) + len(self._failures) + len(self._last_unlock) + len(self._decided)
+                + len(self._rejected))
 
     # -- internals ------------------------------------------------------------------------------------
-    def _entry(self, person_id, person, score, margin) -> _Entry:
+    def _entry(self, person_id, person, score, margin, embedding=None) -> _Entry:
         p = self.params
         score = float("-inf") if score is None else float(score)
         margin = float("-inf") if margin is None else float(margin)
         above = person_id is not None and score >= p.threshold
         ok = above and margin >= p.min_margin
-        return _Entry(person_id if ok else None, person if ok else None, score, margin, ambiguous=above and not ok)
+        return _Entry(person_id if ok else None, person if ok else None, score, margin, ambiguous=above and not ok,
+                      embedding=None if embedding is None else np.asarray(embedding, np.float32))
 
     def _expire(self, t: float) -> None:
         if self.locked_until is not None and t >= self.locked_until:
@@ -198,9 +217,16 @@ class Policy:
             detail, kind = "inconsistent", "unknown"  # accepted frames, but no one person in k of n
         else:
             detail, kind = None, "unknown"
+        face = _mean_direction([e.embedding for e in window])
+        repeat = (face is not None and self._last_failed_face is not None
+                  and float(face @ self._last_failed_face) >= self.params.threshold)
+        if face is not None:
+            self._last_failed_face = face
+        if repeat:
+            detail = ((detail + "; ") if detail else "") + "same face as the previous attempt (not counted again)"
         out = [Decision(kind, t, score=best.score if best.score != float("-inf") else None,
                         margin=best.margin if best.margin != float("-inf") else None, detail=detail)]
-        if self.locked_until is None:
+        if self.locked_until is None and not repeat:
             self._failures.append(t)
             if len(self._failures) >= self.params.lockout_unknown:
                 self.locked_until = t + self.params.lockout_s
@@ -210,10 +236,15 @@ class Policy:
 
     def _end_appearance(self, t: float) -> list[Decision]:
         out: list[Decision] = []
-        if self._appearance_frames and not self._appearance_decisions:
+        if (self._appearance_frames or self._rejected) and not self._appearance_decisions:
             b = self._appearance_best
+            detail = f"appearance ended after {self._appearance_frames} matched face frame(s) without a decision"
+            if self._rejected:
+                detail += "; refused by the quality gate: " + ", ".join(
+                    f"{reason} x{count}" for reason, count in self._rejected.most_common())
             out.append(Decision("no_decision", t, score=None if b is None or b.score == float("-inf") else b.score,
-                                detail=f"appearance ended after {self._appearance_frames} face frame(s) without a decision"))
+                                detail=detail))
+        self._rejected.clear()
         self._window.clear()
         self._decided.clear()
         self._appearance_frames = 0
@@ -221,3 +252,13 @@ class Policy:
         self._appearance_best = None
         self._last_face_t = None
         return out
+
+
+def _mean_direction(embeddings) -> np.ndarray | None:
+    """The unit mean of the window's embeddings (None when the caller passed none)."""
+    vs = [e for e in embeddings if e is not None]
+    if not vs:
+        return None
+    m = np.mean(vs, axis=0)
+    n = float(np.linalg.norm(m))
+    return m / n if n > 1e-6 else None

@@ -31,9 +31,9 @@ def make_bundle(root: Path, onnx: Path, threshold: float | None) -> Path:
     return root
 
 
-def enroll(gallery_path: Path, bundle_dir: Path, detector, people: dict[str, Path]) -> Gallery:
+def enroll(gallery_path: Path, bundle_dir: Path, detector, people: dict[str, Path], key: str = "onnx_fp32") -> Gallery:
     """One photo per person through the core detect -> align -> embed, saved as a gallery file."""
-    emb = open_embedder(bundle_dir, "onnx_fp32", threads=1)
+    emb = open_embedder(bundle_dir, key, threads=1)
     gallery = Gallery(emb.fingerprint, emb.embedding_size, [])
     for name, photo in people.items():
         crop, _ = aligned_crop(detector, read_image(photo))

@@ -20,6 +20,7 @@ from gpiozero.pins.mock import MockFactory
 from edgeface.config import CameraConfig
 from edgeface.device.camera import open_camera
 from edgeface.device.daemon import build_daemon
+from edgeface.device.policy import MAX_REASONS
 from edgeface.device.relay import RelayError
 
 THRESHOLD = 0.40
@@ -263,4 +264,5 @@ def test_flood_of_unknown_faces_locks_out_with_bounded_memory(scene, tmp_path, c
     denied = [e for e in gate.events if e.kind == "denied"]
     assert denied and denied[-1].person_id == "s1" and denied[-1].detail == "lockout"
     assert len(sizes) == gate.stats["processed"] == 30
-    assert max(sizes) <= 3 + 3 + 2  # window n + failure history + the one person decided this appearance
+    # window n + failure history + the one person decided this appearance + the capped quality reasons
+    assert max(sizes) <= 3 + 3 + 1 + MAX_REASONS

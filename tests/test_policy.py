@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from edgeface.device.policy import MAX_TRACKED, Policy, PolicyParams
@@ -173,3 +174,53 @@ def test_end_of_input_logs_an_undecided_appearance():
 def test_params_reject_k_above_n():
     with pytest.raises(ValueError):
         PolicyParams(threshold=0.5, k=6, n=5)
+
+
+def test_quality_rejected_faces_keep_the_appearance_and_are_reported_not_counted():
+    f = Feed(Policy(params(face_gap_s=1.0)))
+    for _ in range(8):
+        f.decisions += f.policy.observe(f.t, True, rejected="blurred")
+        f.t += DT
+    assert f.kinds() == []  # refused faces never count, for anyone
+    f.match("ada", times=2)
+    for _ in range(3):  # she turns away: refused frames, but the appearance (and her two matches) go on
+        f.decisions += f.policy.observe(f.t, True, rejected="not_frontal")
+        f.t += DT
+    assert [d.kind for d in f.match("ada")] == ["granted"]
+
+    g = Feed(Policy(params(face_gap_s=1.0)))
+    for reason in ["too_small"] * 5 + ["blurred"] * 2:
+        g.decisions += g.policy.observe(g.t, True, rejected=reason)
+        g.t += DT
+    got = g.gap(1.5)
+    assert [d.kind for d in got] == ["no_decision"]
+    assert "too_small x5" in got[0].detail and "blurred x2" in got[0].detail
+
+
+def _unit(rng, d=128):
+    v = rng.standard_normal(d).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_a_stranger_waiting_is_one_attempt_new_faces_are_many():
+    rng = np.random.default_rng(0)
+    p = params(lockout_unknown=3)
+    waiting = Policy(p)
+    face = _unit(rng)
+    t = 0.0
+    decisions = []
+    for _ in range(100):  # 10 s of the same unknown face, slightly different each frame
+        noisy = face + 0.05 * _unit(rng)
+        decisions += waiting.observe(t, True, "someone", "x", 0.2, 0.3, embedding=noisy / np.linalg.norm(noisy))
+        t += DT
+    kinds = [d.kind for d in decisions]
+    assert kinds.count("unknown") == 20 and "lockout" not in kinds
+    assert sum("not counted" in (d.detail or "") for d in decisions) == 19
+
+    swapping = Policy(p)
+    decisions = []
+    for i in range(15):  # a new face every n frames: a photo swapped in front of the camera
+        if i % p.n == 0:
+            face = _unit(rng)
+        decisions += swapping.observe(i * DT, True, "someone", "x", 0.2, 0.3, embedding=face)
+    assert [d.kind for d in decisions] == ["unknown", "unknown", "unknown", "lockout"]
