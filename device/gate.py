@@ -318,7 +318,11 @@ class Gate:
             except (OSError, ValueError):
                 pass
         if self.json_out is not None:
-            print(json.dumps(event.to_json()), file=self.json_out, flush=True)
+            try:
+                print(json.dumps(event.to_json()), file=self.json_out, flush=True)
+            except (OSError, ValueError):  # the reader went away (`... | head`): nobody to report to, stop
+                self.json_out = None
+                self.request_stop("output closed")
         self.audit.record(event, crop)
         if self.ready:
             self.notifier.status(self._status_text())
