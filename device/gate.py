@@ -75,7 +75,7 @@ class Gate:
 
     def __init__(self, runtime: Runtime, camera, relay, *, audit=None, notifier=None,
                  reload: Callable[[], Runtime] | None = None, json_out: TextIO | None = None,
-                 log_out: TextIO | None = sys.stderr, simulated: bool = False,
+                 log_out: TextIO | None = sys.stderr, simulated: bool = False, finish_pulse_at_end: bool = False,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.runtime = runtime
         self.camera = camera
@@ -86,6 +86,8 @@ class Gate:
         self.json_out = json_out
         self.log_out = log_out
         self.simulated = simulated
+        #: a replay that simply ended lets the last pulse run its course (simulation); the daemon never waits
+        self.finish_pulse_at_end = finish_pulse_at_end or simulated
         self.clock = clock
         self.policy = Policy(runtime.params)
         self.events: deque[Event] = deque(maxlen=1000)  # the most recent events, for tests and STATUS
@@ -330,7 +332,7 @@ class Gate:
 
     # -- shutdown ---------------------------------------------------------------------------------------
     def _shutdown(self) -> None:
-        if self.simulated and self._stop_reason == "end of input":
+        if self.finish_pulse_at_end and self._stop_reason == "end of input":
             # the replay is over, nothing failed: let the last real pulse finish on the MockPin
             self._wait_relay_idle(self.runtime.config.relay.pulse_s + 1.0)
         self.relay.off()

@@ -76,7 +76,8 @@ def build_simulation(cfg: GateConfig, *, threshold: float | None = None, realtim
     try:
         limit_threads(cfg.model.threads)
         runtime = load_runtime(cfg, detector=detector, threshold=threshold)
-        gate = Gate(runtime, None, relay, json_out=json_out, log_out=log_out, simulated=not realtime)
+        gate = Gate(runtime, None, relay, json_out=json_out, log_out=log_out, simulated=not realtime,
+                    finish_pulse_at_end=True)
         gate.camera = Replay(open_camera(cfg.camera.source, cfg.camera, realtime=realtime))
         return gate
     except BaseException:
