@@ -266,3 +266,13 @@ def test_flood_of_unknown_faces_locks_out_with_bounded_memory(scene, tmp_path, c
     assert len(sizes) == gate.stats["processed"] == 30
     # window n + failure history + the one person decided this appearance + the capped quality reasons
     assert max(sizes) <= 3 + 3 + 1 + MAX_REASONS
+
+
+def test_config_error_exits_78_before_touching_anything(scene, tmp_path):
+    cfg = config(scene, tmp_path)
+    cfg.write_text(cfg.read_text().replace("pulse_s = 0.3", "pulse_s = 0.3\npulse_secs = 99"))
+    proc = subprocess.run([sys.executable, "-m", "edgeface.cli", "gate", "--config", str(cfg)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 78
+    assert "relay.pulse_secs" in proc.stderr and "unknown key" in proc.stderr
+    assert "event=" not in proc.stderr
