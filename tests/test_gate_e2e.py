@@ -122,6 +122,9 @@ def test_enrolled_unlock_once_strangers_never_and_pulses_last_as_configured(scen
     for length in lengths:
         assert abs(length - PULSE_S) <= 0.05, f"pulse lasted {length:.3f} s, configured {PULSE_S} s"
     assert not gate.relay.pin.state  # off at the end
+    # max_fps = 5 on a 10 fps video: every other frame is skipped, not processed
+    st = gate.stats
+    assert st["frames"] == st["processed"] + st["skipped"] and abs(st["processed"] - st["frames"] / 2) <= 2, st
     # simulated time comes from the video: the last event is near the video's end, not the wall-clock run time
     assert events[-1]["t"] == pytest.approx(scene["spans"][-1].t1 + 1.0, abs=0.3)
 

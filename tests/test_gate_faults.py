@@ -276,3 +276,29 @@ def test_config_error_exits_78_before_touching_anything(scene, tmp_path):
     assert proc.returncode == 78
     assert "relay.pulse_secs" in proc.stderr and "unknown key" in proc.stderr
     assert "event=" not in proc.stderr
+
+
+def test_stale_frames_are_dropped_not_decided_on(scene, tmp_path):
+    """A camera delivering a backlog: every other frame is already 1 s old when it arrives and is dropped."""
+    from edgeface.device.camera import Frame
+
+    class Backlog:
+        def __init__(self, inner):
+            self.inner, self.fps, self.description, self.finite = inner, inner.fps, "backlog", True
+
+        def open(self):
+            self.inner.open()
+
+        def read(self):
+            f = self.inner.read()
+            return None if f is None else Frame(f.image, f.t - (1.0 if f.index % 2 else 0.0), f.index)
+
+        def close(self):
+            self.inner.close()
+
+    cfg = config(scene, tmp_path, policy="max_frame_age_s = 0.5")
+    gate = build_daemon(cfg, pin_factory=MockFactory(), camera_factory=lambda: Backlog(replay(scene)()), log_out=None)
+    assert run_gate(gate) == 0
+    st = gate.stats
+    assert st["stale"] == st["frames"] // 2, st
+    assert [e.person_id for e in gate.events if e.kind == "unlock"] == ["s1"]  # the fresh frames still decide
