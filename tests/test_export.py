@@ -303,3 +303,31 @@ def test_tflite_runtime_2_14_agrees_with_ai_edge_litert(tiny_bundle, faces, tmp_
         want = open_embedder(bundle, model=key).embed(crops)
         cos = np.sum(got[key] * want, axis=1)
         assert cos.min() > (0.9999 if key == "tflite_fp32" else 0.995), (key, cos.min())
+
+
+# -- from a training checkpoint -------------------------------------------------------------------------------
+
+def test_checkpoint_export_holds_out_the_runs_val_identities(tmp_path, orl_dir, yunet_path):
+    """A (small, untrained) MobileFaceNet checkpoint: dynamo ONNX export, int8 ONNX, and the report measured on
+    exactly the identities the run held out (from the checkpoint's split), calibrated on the others."""
+    from edgeface.export.checkpoint import save_checkpoint
+    from edgeface.export.exporter import ExportOptions, export_bundle
+    from edgeface.export.model import build_model
+
+    cfg = {"width": 0.125, "embedding_size": 16}
+    val_ids = [f"s{i}" for i in range(13, 19)]
+    ckpt = save_checkpoint(tmp_path / "run" / "checkpoint.pt", build_model(cfg).eval(), cfg,
+                           split={"train": [f"s{i}" for i in range(1, 13)], "val": val_ids})
+    data = _copy_ids(orl_dir, tmp_path / "faces", [f"s{i}" for i in range(1, 19)])
+    opts = ExportOptions(out=tmp_path / "bundle", checkpoint=ckpt, int8=True, calib=data, tflite=False,
+                         detector_model=yunet_path, min_calib=40, n_calib=48, n_probe=16,
+                         candidates=FAST_CANDIDATES[1:], latency_runs=2, progress=False)
+    bundle, rep = export_bundle(opts)
+    assert bundle.meta.source == "trained" and set(bundle.meta.models) == {"onnx_fp32", "onnx_int8"}
+    from edgeface.fileutil import sha256_file
+
+    assert bundle.meta.notes["source"]["checkpoint_sha256"] == sha256_file(ckpt)
+    assert rep["identities"] == len(val_ids) and rep["reference"] == "pytorch checkpoint"
+    assert bundle.meta.notes["validation"]["rule"] == "the source run's validation identities"
+    assert bundle.meta.notes["calibration"]["identities"] == 12
+    assert rep["artefacts"]["onnx_fp32"]["mean_cosine"] > 0.9999  # dynamo ONNX == PyTorch
