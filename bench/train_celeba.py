@@ -3,8 +3,8 @@ on the identities held out by the run's split, next to the untrained network and
 
 Everything goes through the ``edgeface`` command line, so the commands in docs/training.md are exactly what ran::
 
-    nohup .venv/bin/python bench/train_celeba.py --out /work/runs/celeba --time-budget 15 --threads 1 \
-        --parallel 2 > /work/runs/celeba/bench.log 2>&1 &
+    nohup .venv/bin/python bench/train_celeba.py --out /work/runs/celeba-w05 --cache /work/runs/cache/celeba-loose \
+        --width 0.5 --time-budget 45 --threads 1 --parallel 3 > /work/runs/celeba-w05/bench.log 2>&1 &
 
 Runs whose ``checkpoint.pt`` already exists are not retrained (``--retrain`` forces it); evaluations are always
 redone. Results: OUT/results.json and OUT/results.md (a markdown table).
@@ -37,7 +37,7 @@ def sh(cmd: list[str], log: Path | None = None) -> subprocess.Popen:
     return subprocess.Popen([str(c) for c in cmd], stdout=out, stderr=subprocess.STDOUT if out else None, cwd=ROOT)
 
 
-def untrained(out: Path, cache: Path, seed: int, calibrate_bn: bool) -> Path:
+def untrained(out: Path, cache: Path, seed: int, calibrate_bn: bool, width: float) -> Path:
     """The untrained network's checkpoint, with the same split as the runs. ``calibrate_bn``: BatchNorm running
     statistics estimated on 20 training batches (no weight changes) - a fairer floor than the init statistics."""
     import numpy as np
@@ -56,7 +56,7 @@ def untrained(out: Path, cache: Path, seed: int, calibrate_bn: bool) -> Path:
     train_ids, val_ids = split_identities(c.identity_names, 0.2, seed)
     write_split(run, train_ids, val_ids, seed, 0.2, c.manifest_sha256)
     torch.manual_seed(seed)
-    model = build_model({})
+    model = build_model({"width": width})
     if calibrate_bn:
         x, _, _ = c.select(train_ids)
         rng = np.random.default_rng(seed)
@@ -67,7 +67,7 @@ def untrained(out: Path, cache: Path, seed: int, calibrate_bn: bool) -> Path:
         with torch.no_grad():
             for _ in range(20):
                 model(to_tensor(x[rng.choice(len(x), 32, replace=False)]))
-    save_checkpoint(run / "checkpoint.pt", model, {}, manifest_sha256=c.manifest_sha256, epoch=0, step=0)
+    save_checkpoint(run / "checkpoint.pt", model, {"width": width}, manifest_sha256=c.manifest_sha256, epoch=0, step=0)
     return run
 
 
@@ -87,6 +87,7 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--time-budget", type=float, default=15.0, help="minutes per training run")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--width", type=float, default=1.0, help="network width multiplier (all runs and the baseline)")
     ap.add_argument("--parallel", type=int, default=1, help="training runs at the same time")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--runs", nargs="*", default=list(RUNS), choices=list(RUNS))
@@ -108,7 +109,8 @@ def main() -> int:
             r = todo.pop(0)
             running.append((r, sh(EDGEFACE + ["train", "--data", cache, "--out", out / r, *RUNS[r],
                                               "--time-budget", args.time_budget, "--threads", args.threads,
-                                              "--seed", args.seed, "--no-progress"], out / f"{r}.log")))
+                                              "--seed", args.seed, "--width", args.width, "--no-progress"],
+                                           out / f"{r}.log")))
         time.sleep(5)
         for r, p in list(running):
             if p.poll() is not None:
@@ -117,7 +119,7 @@ def main() -> int:
 
     results = {}
     for calibrate in (False, True):
-        run = untrained(out, cache, args.seed, calibrate)
+        run = untrained(out, cache, args.seed, calibrate, args.width)
         results[run.name] = evaluate(run / "checkpoint.pt", cache, run, "val")
     for r in args.runs:
         results[r] = evaluate(out / r / "checkpoint.pt", cache, out / r, "val")

