@@ -258,9 +258,13 @@ def _build(opts: ExportOptions, stage: Path):
     if opts.tflite:
         import litert_torch
 
+        from . import to_tflite
+
         notes["tflite"] = {"converter": f"litert-torch {litert_torch.__version__}", "layout": src.spec.layout,
-                           "batch": 1, "int8": "PT2E static: symmetric int8 activations, per-channel int8 weights, "
-                                               "calibrated at batch 1 on the same crops as the ONNX int8 model"}
+                           "batch": 1, "int8": "PT2E static: int8 activations (histogram observer), per-channel "
+                                               "symmetric int8 weights, calibrated at batch 1 on the same crops as "
+                                               "the ONNX int8 model",
+                           "int8_float_tail": to_tflite.FLOAT_TAIL}
     notes["validation"] = {"data": str(opts.val or opts.calib), "rule": split_rule, "faces": len(val_faces),
                            "identities": len(val_faces.identities)}
     bundle = bundle_writer.write_bundle(stage, src.kind, src.spec, src.embedding_size, notes)

@@ -77,12 +77,14 @@ class QuantResult:
     path: Path
     recipe: Recipe
     measurements: list[Measurement] = field(default_factory=list)
+    fp32_latency_ms: float | None = None
 
     def notes(self) -> dict:
         return {"chosen": self.recipe.name, "recipe": self.recipe.describe(), "format": "QDQ", "per_channel": True,
                 "probe": "crops of the calibration identities not used for calibration",
                 "rule": f"highest mean cosine to fp32 on the probe; among recipes within {NEAR_EQUAL} of it, "
                         "the lowest single-thread latency",
+                "fp32_latency_ms": self.fp32_latency_ms,
                 "candidates": [asdict(m) for m in self.measurements]}
 
 
@@ -192,16 +194,20 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=1)
 
 
-def median_latency_ms(sess, x1: np.ndarray, runs: int = 30) -> float:
-    name = sess.get_inputs()[0].name
-    for _ in range(3):
-        sess.run(None, {name: x1})
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        sess.run(None, {name: x1})
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1e3)
+def interleaved_latency_ms(sessions: list, x1: np.ndarray, rounds: int = 30) -> list[float]:
+    """Median single-input latency of each session, timed round-robin (one call each, in turn) so that load
+    from other processes on a shared CPU slows every candidate alike."""
+    names = [s.get_inputs()[0].name for s in sessions]
+    for s, n in zip(sessions, names):
+        for _ in range(3):
+            s.run(None, {n: x1})
+    times: list[list[float]] = [[] for _ in sessions]
+    for _ in range(rounds):
+        for i, (s, n) in enumerate(zip(sessions, names)):
+            t = time.perf_counter()
+            s.run(None, {n: x1})
+            times[i].append(time.perf_counter() - t)
+    return [float(np.median(t) * 1e3) for t in times]
 
 
 def quantize_onnx(fp32: Path, out: Path, calib: np.ndarray, probe: np.ndarray, work: Path, dynamo: bool = False,
@@ -222,16 +228,19 @@ def quantize_onnx(fp32: Path, out: Path, calib: np.ndarray, probe: np.ndarray, w
         path = quantize_with(recipe, pre, work / f"{recipe.name}.onnx", calib, input_name, work)
         sess = session(path)
         cos = cosines(ref, run_batched(sess, probe))
-        m = Measurement(recipe.describe(), float(cos.mean()), float(cos.min()), median_latency_ms(sess, x1),
-                        round(time.perf_counter() - t0, 1))
-        log.info("int8 ONNX %s: mean cosine %.4f, min %.4f, %.2f ms", recipe.name, m.mean_cosine, m.min_cosine,
-                 m.latency_ms)
+        m = Measurement(recipe.describe(), float(cos.mean()), float(cos.min()), 0.0, round(time.perf_counter() - t0, 1))
+        log.info("int8 ONNX %s: mean cosine %.4f, min %.4f", recipe.name, m.mean_cosine, m.min_cosine)
         results.append((recipe, m, path))
 
     for recipe in tqdm(candidates, desc="int8 ONNX recipes", unit="recipe", disable=not progress):
         attempt(recipe)
+    fp32_ms, *int8_ms = interleaved_latency_ms([session(fp32)] + [session(p) for _, _, p in results], x1)
+    log.info("fp32 ONNX: %.2f ms per face (1 thread, interleaved timing)", fp32_ms)
+    for (recipe, m, _), ms in zip(results, int8_ms):
+        m.latency_ms = round(ms, 3)
+        log.info("int8 ONNX %s: %.2f ms per face (1 thread, interleaved timing)", recipe.name, ms)
     best_cos = max(m.mean_cosine for _, m, _ in results)
     near = [r for r in results if r[1].mean_cosine >= best_cos - NEAR_EQUAL]
     recipe, _, path = min(near, key=lambda r: r[1].latency_ms)
     out.write_bytes(path.read_bytes())
-    return QuantResult(out, recipe, [m for _, m, _ in results])
+    return QuantResult(out, recipe, [m for _, m, _ in results], round(fp32_ms, 3))

@@ -74,16 +74,19 @@ def _split(ops: Counter, is_int: Callable[[str], bool], convert: set) -> dict:
             "convert": {k: v for k, v in ops.items() if k in convert}}
 
 
-def median_latency_ms(embedder, crop: np.ndarray, runs: int = 40) -> float:
-    """Median time of ``embed`` on one aligned face (preprocessing included, as on the door)."""
-    for _ in range(3):
-        embedder.embed(crop)
-    times = []
+def interleaved_latency_ms(embedders: list, crop: np.ndarray, runs: int = 40) -> list[float]:
+    """Median time of ``embed`` on one aligned face (preprocessing included, as on the door) per embedder,
+    timed round-robin so that other load on a shared CPU slows them alike."""
+    for e in embedders:
+        for _ in range(3):
+            e.embed(crop)
+    times: list[list[float]] = [[] for _ in embedders]
     for _ in range(runs):
-        t = time.perf_counter()
-        embedder.embed(crop)
-        times.append(time.perf_counter() - t)
-    return round(float(np.median(times)) * 1e3, 3)
+        for i, e in enumerate(embedders):
+            t = time.perf_counter()
+            e.embed(crop)
+            times[i].append(time.perf_counter() - t)
+    return [round(float(np.median(t)) * 1e3, 3) for t in times]
 
 
 def _verify(emb: np.ndarray, labels: np.ndarray) -> dict:
@@ -120,9 +123,7 @@ def evaluate(bundle_dir: str | Path, reference_embed: Callable[[np.ndarray], np.
         cos = np.sum(emb * ref, axis=1)
         row = {"file": mf.file, "format": mf.format, "precision": mf.precision, "size_bytes": mf.size,
                "backend": emb_1.backend, "mean_cosine": float(cos.mean()), "min_cosine": float(cos.min()),
-               "latency_ms": {"1": median_latency_ms(emb_1, crops[:1], latency_runs),
-                              "2": median_latency_ms(open_embedder(bundle, model=key, threads=2), crops[:1],
-                                                     latency_runs)},
+               "latency_ms": {},
                "ops": (onnx_op_precision if mf.format == "onnx" else tflite_op_precision)(bundle.path_of(key))}
         if labels is not None:
             v = _verify(emb, labels)
@@ -132,6 +133,10 @@ def evaluate(bundle_dir: str | Path, reference_embed: Callable[[np.ndarray], np.
             if row["tar_1e-3"] is not None and ref_tar is not None:
                 row["tar_drop_points"] = round((ref_tar - row["tar_1e-3"]) * 100, 3)
         report["artefacts"][key] = row
+    timed = [(key, t) for key in keys for t in (1, 2)]
+    ms = interleaved_latency_ms([open_embedder(bundle, model=k, threads=t) for k, t in timed], crops[:1], latency_runs)
+    for (key, t), v in zip(timed, ms):
+        report["artefacts"][key]["latency_ms"][str(t)] = v
     for key, row in report["artefacts"].items():  # int8 vs the fp32 file of the same format
         fp32 = report["artefacts"].get(f"{row['format']}_fp32")
         if row["precision"] == "int8" and fp32 and row.get("tar_1e-3") is not None and fp32.get("tar_1e-3") is not None:
