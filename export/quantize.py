@@ -194,22 +194,6 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=1)
 
 
-def interleaved_latency_ms(sessions: list, x1: np.ndarray, rounds: int = 30) -> list[float]:
-    """Median single-input latency of each session, timed round-robin (one call each, in turn) so that load
-    from other processes on a shared CPU slows every candidate alike."""
-    names = [s.get_inputs()[0].name for s in sessions]
-    for s, n in zip(sessions, names):
-        for _ in range(3):
-            s.run(None, {n: x1})
-    times: list[list[float]] = [[] for _ in sessions]
-    for _ in range(rounds):
-        for i, (s, n) in enumerate(zip(sessions, names)):
-            t = time.perf_counter()
-            s.run(None, {n: x1})
-            times[i].append(time.perf_counter() - t)
-    return [float(np.median(t) * 1e3) for t in times]
-
-
 def quantize_onnx(fp32: Path, out: Path, calib: np.ndarray, probe: np.ndarray, work: Path, dynamo: bool = False,
                   candidates: tuple[Recipe, ...] = CANDIDATES, progress: bool = True) -> QuantResult:
     """Quantize ``fp32`` (ONNX, float model inputs ``calib`` / ``probe`` already preprocessed) with each
@@ -234,7 +218,10 @@ def quantize_onnx(fp32: Path, out: Path, calib: np.ndarray, probe: np.ndarray, w
 
     for recipe in tqdm(candidates, desc="int8 ONNX recipes", unit="recipe", disable=not progress):
         attempt(recipe)
-    fp32_ms, *int8_ms = interleaved_latency_ms([session(fp32)] + [session(p) for _, _, p in results], x1)
+    from .report import round_robin_ms
+
+    sessions = [session(fp32)] + [session(p) for _, _, p in results]
+    fp32_ms, *int8_ms = round_robin_ms([lambda s=s: s.run(None, {input_name: x1}) for s in sessions], 30)
     log.info("fp32 ONNX: %.2f ms per face (1 thread, interleaved timing)", fp32_ms)
     for (recipe, m, _), ms in zip(results, int8_ms):
         m.latency_ms = round(ms, 3)

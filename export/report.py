@@ -74,17 +74,17 @@ def _split(ops: Counter, is_int: Callable[[str], bool], convert: set) -> dict:
             "convert": {k: v for k, v in ops.items() if k in convert}}
 
 
-def interleaved_latency_ms(embedders: list, crop: np.ndarray, runs: int = 40) -> list[float]:
-    """Median time of ``embed`` on one aligned face (preprocessing included, as on the door) per embedder,
-    timed round-robin so that other load on a shared CPU slows them alike."""
-    for e in embedders:
-        for _ in range(3):
-            e.embed(crop)
-    times: list[list[float]] = [[] for _ in embedders]
-    for _ in range(runs):
-        for i, e in enumerate(embedders):
+def round_robin_ms(calls: list[Callable[[], object]], rounds: int = 40, warmup: int = 3) -> list[float]:
+    """Median milliseconds of each call, timed round-robin (one call each, in turn) so that other load on a
+    shared CPU slows every candidate alike."""
+    for call in calls:
+        for _ in range(warmup):
+            call()
+    times: list[list[float]] = [[] for _ in calls]
+    for _ in range(rounds):
+        for i, call in enumerate(calls):
             t = time.perf_counter()
-            e.embed(crop)
+            call()
             times[i].append(time.perf_counter() - t)
     return [round(float(np.median(t)) * 1e3, 3) for t in times]
 
@@ -134,7 +134,9 @@ def evaluate(bundle_dir: str | Path, reference_embed: Callable[[np.ndarray], np.
                 row["tar_drop_points"] = round((ref_tar - row["tar_1e-3"]) * 100, 3)
         report["artefacts"][key] = row
     timed = [(key, t) for key in keys for t in (1, 2)]
-    ms = interleaved_latency_ms([open_embedder(bundle, model=k, threads=t) for k, t in timed], crops[:1], latency_runs)
+    embedders = [open_embedder(bundle, model=k, threads=t) for k, t in timed]
+    # one aligned face through ``embed``: preprocessing and normalisation included, as on the door
+    ms = round_robin_ms([lambda e=e: e.embed(crops[:1]) for e in embedders], latency_runs)
     for (key, t), v in zip(timed, ms):
         report["artefacts"][key]["latency_ms"][str(t)] = v
     for key, row in report["artefacts"].items():  # int8 vs the fp32 file of the same format
