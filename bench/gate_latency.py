@@ -25,6 +25,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -207,23 +208,34 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=Path("/tmp/edgeface-bench-gate"))
     ap.add_argument("--int8", type=Path, help="an int8 ONNX embedder (default: quantize the reference model here)")
     ap.add_argument("--no-int8", action="store_true")
+    ap.add_argument("--bundle", type=Path,
+                    help="an exported bundle (edgeface export) to measure instead; copied into --work first")
+    ap.add_argument("--keys", nargs="+", help="model keys of --bundle to measure (default: all)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     cv2.setNumThreads(1)
     detector = create_detector("yunet", YUNET)
-    bundle = make_bundle(args.work / "bundle", REFERENCE, THRESHOLD)
-    keys = ["onnx_fp32"]
-    if not args.no_int8:
-        add_model(bundle, "onnx_int8", args.int8 or make_int8(args.work, detector))
-        keys.append("onnx_int8")
+    if args.bundle:
+        bundle = args.work / f"bundle-{args.bundle.name}"
+        shutil.rmtree(bundle, ignore_errors=True)
+        shutil.copytree(args.bundle, bundle)
+        keys = args.keys or list(Bundle.load(bundle).meta.models)
+    else:
+        bundle = make_bundle(args.work / "bundle", REFERENCE, THRESHOLD)
+        keys = ["onnx_fp32"]
+        if not args.no_int8:
+            add_model(bundle, "onnx_int8", args.int8 or make_int8(args.work, detector))
+            keys.append("onnx_int8")
+    calibrated = Bundle.load(bundle).meta.thresholds
     video, galleries, spans = scene(args.work, detector, bundle, keys, args.seed)
     results = []
     for key in keys:
         config = args.work / f"gate_{key}.toml"
         config.write_text(f'[model]\nbundle = "{bundle}"\ngallery = "{galleries[key]}"\nkey = "{key}"\nthreads = 1\n\n'
                           f'[camera]\nsource = "{video}"\n\n[detector]\nmodel_path = "{YUNET}"\n\n'
-                          '[relay]\nbackend = "mock"\npulse_s = 0.2\n')
+                          '[relay]\nbackend = "mock"\npulse_s = 0.2\n'
+                          + ("" if key in calibrated else f"\n[policy]\nthreshold = {THRESHOLD}\n"))
         cfg = load_config(config)
         r = measure(cfg, video, detector)
         grants = [(pid, t) for kind, pid, t in r["decisions"] if kind == "granted"]
@@ -242,13 +254,15 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     plot(results, args.out.with_suffix(".png"))
     doc = {
-        "what": "frame -> decision latency (pipeline + policy) at 640x480, OpenCV and onnxruntime on 1 thread; "
-                "peak RSS of `edgeface gate --simulate` per model",
+        "what": "frame -> decision latency (pipeline + policy) at 640x480, OpenCV and the embedder runtime on 1 "
+                "thread; peak RSS of `edgeface gate --simulate` per model",
+        "bundle": str(args.bundle or "reference ONNX (+ int8 quantized here)"),
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "python": platform.python_version(), "opencv": cv2.__version__,
                     "load_avg_at_end": os.getloadavg()},
         "video": {"frames": sum(r["all_frames"]["n"] for r in results[:1]), "appearances": len(spans),
                   "enrolled_appearances": sum(not s.label.startswith("stranger") for s in spans)},
+        "appearances": [[sp.label, sp.t0, sp.t1] for sp in spans],
         "results": [{k: v for k, v in r.items() if not k.startswith("_")} for r in results],
     }
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
