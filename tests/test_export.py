@@ -316,11 +316,13 @@ def test_checkpoint_export_holds_out_the_runs_val_identities(tmp_path, orl_dir, 
 
     cfg = {"width": 0.125, "embedding_size": 16}
     val_ids = [f"s{i}" for i in range(13, 19)]
+    torch.manual_seed(0)
     ckpt = save_checkpoint(tmp_path / "run" / "checkpoint.pt", build_model(cfg).eval(), cfg,
                            split={"train": [f"s{i}" for i in range(1, 13)], "val": val_ids})
     data = _copy_ids(orl_dir, tmp_path / "faces", [f"s{i}" for i in range(1, 19)])
+    # an untrained net on 60 validation faces: its TAR@1e-3 is noise, so the gate is not what is tested here
     opts = ExportOptions(out=tmp_path / "bundle", checkpoint=ckpt, int8=True, calib=data, tflite=False,
-                         detector_model=yunet_path, min_calib=40, n_calib=48, n_probe=16,
+                         allow_degraded=True, detector_model=yunet_path, min_calib=40, n_calib=48, n_probe=16,
                          candidates=FAST_CANDIDATES[1:], latency_runs=2, progress=False)
     bundle, rep = export_bundle(opts)
     assert bundle.meta.source == "trained" and set(bundle.meta.models) == {"onnx_fp32", "onnx_int8"}
