@@ -216,8 +216,15 @@ def quantize_onnx(fp32: Path, out: Path, calib: np.ndarray, probe: np.ndarray, w
         log.info("int8 ONNX %s: mean cosine %.4f, min %.4f", recipe.name, m.mean_cosine, m.min_cosine)
         results.append((recipe, m, path))
 
+    failed: list[str] = []
     for recipe in tqdm(candidates, desc="int8 ONNX recipes", unit="recipe", disable=not progress):
-        attempt(recipe)
+        try:
+            attempt(recipe)
+        except ModelError as exc:  # one recipe failing (e.g. a histogram calibrator on few faces) is not fatal
+            log.warning("int8 ONNX %s skipped: %s", recipe.name, exc)
+            failed.append(recipe.name)
+    if not results:
+        raise ModelError(f"every int8 ONNX recipe failed ({', '.join(failed)}); see the log above")
     from .report import round_robin_ms
 
     sessions = [session(fp32)] + [session(p) for _, _, p in results]
