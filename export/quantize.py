@@ -78,6 +78,7 @@ class QuantResult:
     recipe: Recipe
     measurements: list[Measurement] = field(default_factory=list)
     fp32_latency_ms: float | None = None
+    failed: dict[str, str] = field(default_factory=dict)  # recipe name -> why it could not be made
 
     def notes(self) -> dict:
         return {"chosen": self.recipe.name, "recipe": self.recipe.describe(), "format": "QDQ", "per_channel": True,
@@ -85,7 +86,7 @@ class QuantResult:
                 "rule": f"highest mean cosine to fp32 on the probe; among recipes within {NEAR_EQUAL} of it, "
                         "the lowest single-thread latency (fastest of 40 runs timed round-robin with the others)",
                 "fp32_latency_ms": self.fp32_latency_ms,
-                "candidates": [asdict(m) for m in self.measurements]}
+                "candidates": [asdict(m) for m in self.measurements], "failed": self.failed}
 
 
 class _Reader:
@@ -216,13 +217,13 @@ def quantize_onnx(fp32: Path, out: Path, calib: np.ndarray, probe: np.ndarray, w
         log.info("int8 ONNX %s: mean cosine %.4f, min %.4f", recipe.name, m.mean_cosine, m.min_cosine)
         results.append((recipe, m, path))
 
-    failed: list[str] = []
+    failed: dict[str, str] = {}
     for recipe in tqdm(candidates, desc="int8 ONNX recipes", unit="recipe", disable=not progress):
         try:
             attempt(recipe)
         except ModelError as exc:  # one recipe failing (e.g. a histogram calibrator on few faces) is not fatal
             log.warning("int8 ONNX %s skipped: %s", recipe.name, exc)
-            failed.append(recipe.name)
+            failed[recipe.name] = str(exc)
     if not results:
         raise ModelError(f"every int8 ONNX recipe failed ({', '.join(failed)}); see the log above")
     from .report import round_robin_ms
@@ -237,4 +238,4 @@ def quantize_onnx(fp32: Path, out: Path, calib: np.ndarray, probe: np.ndarray, w
     near = [r for r in results if r[1].mean_cosine >= best_cos - NEAR_EQUAL]
     recipe, _, path = min(near, key=lambda r: r[1].latency_ms)
     out.write_bytes(path.read_bytes())
-    return QuantResult(out, recipe, [m for _, m, _ in results], round(fp32_ms, 3))
+    return QuantResult(out, recipe, [m for _, m, _ in results], round(fp32_ms, 3), failed)
