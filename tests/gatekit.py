@@ -8,13 +8,11 @@ import shutil
 import time
 from pathlib import Path
 
-
-from edgeface.device.scene import H, W, Appearance, Span, background, compose_video  # noqa: F401
 from edgeface.bundle import Bundle, BundleMeta, Threshold, describe_model_file
+from edgeface.device.scene import H, W, Appearance, Span, background, compose_video  # noqa: F401  (re-exported)
 from edgeface.faceset import aligned_crop, read_image
 from edgeface.gallery import Gallery
 from edgeface.runtime import open_embedder
-
 
 
 def make_bundle(root: Path, onnx: Path, threshold: float | None) -> Path:
