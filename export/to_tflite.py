@@ -120,8 +120,12 @@ def onnx_to_torch(path: str | Path, shape: tuple[int, ...] = (1, 3, 112, 112)):
     import torch
 
     path = Path(path)
-    with _without_torchvision():
-        from onnx2torch import convert
+    try:
+        with _without_torchvision():
+            from onnx2torch import convert
+    except ImportError as exc:
+        raise ModelError("exporting an external ONNX to TFLite needs onnx2torch: "
+                         "pip install --no-deps onnx2torch==1.5.15 (its torchvision dependency is not needed)") from exc
     try:
         module = _constant_reshapes(convert(_static_batch1(path))).eval()
     except Exception as exc:  # onnx2torch raises NotImplementedError / KeyError for unsupported ops

@@ -10,6 +10,8 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # torch is pinned in the same command as litert-torch so pip takes the CPU wheel (torch==2.13.0) and nothing else.
 .venv/bin/python -m pip install -q "torch==2.13.0" -e ".[train,device,tflite,dev]"
+# onnx2torch without its declared torchvision dependency (see pyproject.toml)
+.venv/bin/python -m pip install -q --no-deps "onnx2torch==1.5.15"
 if ! command -v systemd-analyze >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "setup: installing systemd (for systemd-analyze verify)"
