@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ChecksumError, ModelError
-from .fileutil import atomic_write_bytes, sha256_file
+from .fileutil import atomic_write_bytes, file_mismatch, sha256_file
 
 BUNDLE_FILE = "edgeface.json"
 FORMAT_VERSION = 1
@@ -151,12 +151,9 @@ class Bundle:
     def verify_file(self, key: str) -> None:
         mf = self.model(key)
         f = self.root / mf.file
-        size = f.stat().st_size
-        if size != mf.size:
-            raise ChecksumError(f"{f}: {size} bytes, the bundle says {mf.size}: the file is truncated or replaced")
-        digest = sha256_file(f)
-        if digest != mf.sha256:
-            raise ChecksumError(f"{f}: sha256 {digest} differs from the bundle's {mf.sha256}: the file is corrupt or replaced")
+        problem = file_mismatch(f, mf.size, mf.sha256)
+        if problem:
+            raise ChecksumError(f"{f} {problem}: it is not the file edgeface.json describes")
 
     # -- writing -------------------------------------------------------------------------------------
     def save(self) -> Path:

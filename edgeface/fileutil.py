@@ -16,6 +16,17 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def file_mismatch(path: str | Path, size: int, sha256: str) -> str | None:
+    """Why ``path`` is not the file of ``size`` bytes and ``sha256`` it should be, or None when it is."""
+    actual = Path(path).stat().st_size
+    if actual != size:
+        return f"is {actual} bytes, expected {size} (truncated or replaced)"
+    digest = sha256_file(path)
+    if digest != sha256:
+        return f"has sha256 {digest}, expected {sha256} (corrupt or replaced)"
+    return None
+
+
 def atomic_write_bytes(path: str | Path, data: bytes, mode: int = 0o600) -> None:
     """Write ``data`` to ``path`` so that a reader sees either the old file or the whole new one:
     a temp file in the same directory, fsync, ``os.replace``, then fsync of the directory."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ChecksumError, ModelError
-from .fileutil import sha256_file
+from .fileutil import file_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +73,9 @@ def verify(path: str | Path, spec: ModelSpec) -> Path:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{spec.name}: file not found: {path}")
-    size = path.stat().st_size
-    if size != spec.size:
-        raise ChecksumError(f"{spec.name}: {path} is {size} bytes, expected {spec.size}: refusing it")
-    digest = sha256_file(path)
-    if digest != spec.sha256:
-        raise ChecksumError(f"{spec.name}: {path} has sha256 {digest}, expected {spec.sha256}: refusing it")
+    problem = file_mismatch(path, spec.size, spec.sha256)
+    if problem:
+        raise ChecksumError(f"{spec.name}: {path} {problem}: refusing it")
     return path
 
 
