@@ -18,7 +18,7 @@ import torch.nn.functional as F
 LO, HI = -127.5 / 128.0, 127.5 / 128.0  # value range of a preprocessed uint8 pixel
 
 
-@dataclass
+@dataclass(frozen=True)
 class AugmentConfig:
     flip: float = 0.5
     brightness: float = 0.2  # +- fraction of the full range

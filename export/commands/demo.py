@@ -24,6 +24,6 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from ..demo import run_demo
 
-    summary = run_demo(args.data, args.workdir, args.minutes, args.steps, args.seed, args.people, args.detector_model,
-                       args.threads, tflite=not args.no_tflite)
+    run_demo(args.data, args.workdir, args.minutes, args.steps, args.seed, args.people, args.detector_model,
+             args.threads, tflite=not args.no_tflite)
     return 0  # a wrong unlock is a finding about the model, printed loudly and kept in demo.json
