@@ -97,17 +97,24 @@ def _now() -> str:
 
 @dataclass
 class Person:
-    """One enrolled person: a stable id, a display name and k unit-length embeddings (k, D) float32."""
+    """One enrolled person: a stable id, a display name and k unit-length embeddings (k, D) float32.
+
+    ``attributes`` holds JSON-serialisable facts about the person that are not embeddings (credentials as salted
+    hashes, schedules, validity, groups): each feature owns its own key, and the gallery stores them as given."""
 
     id: str
     name: str
     created: str
     updated: str
     embeddings: np.ndarray
+    attributes: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
-        return {"id": self.id, "name": self.name, "embeddings": int(len(self.embeddings)),
-                "created": self.created, "updated": self.updated}
+        out = {"id": self.id, "name": self.name, "embeddings": int(len(self.embeddings)),
+               "created": self.created, "updated": self.updated}
+        if self.attributes:
+            out["attributes"] = self.attributes
+        return out
 
 
 def check_embeddings(embeddings: np.ndarray, size: int, what: str = "embeddings") -> np.ndarray:
@@ -131,11 +138,15 @@ def check_embeddings(embeddings: np.ndarray, size: int, what: str = "embeddings"
 
 @dataclass
 class Gallery:
-    """Enrolled people and the fingerprint of the embedder their embeddings came from."""
+    """Enrolled people and the fingerprint of the embedder their embeddings came from.
+
+    ``version`` counts the writes of this gallery (0 for a file written before the counter existed); every
+    write goes up by one, so a replayed older file can be told from the current one."""
 
     fingerprint: str
     embedding_size: int
     people: list[Person] = field(default_factory=list)
+    version: int = 0
 
     @classmethod
     def new(cls, fingerprint: str, embedding_size: int) -> "Gallery":
@@ -219,8 +230,8 @@ class Gallery:
             "fingerprint": self.fingerprint,
             "embedding_size": self.embedding_size,
             "dtype": DTYPE,
-            "people": [{"id": p.id, "name": p.name, "created": p.created, "updated": p.updated,
-                        "count": int(len(p.embeddings))} for p in self.people],
+            "version": int(self.version),
+            "people": [_entry(p) for p in self.people],
         }
         head = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         for p in self.people:
@@ -305,7 +316,13 @@ class Gallery:
                 f"{source}: the header lists {sum(counts)} embeddings of size {size} "
                 f"({sum(counts) * row_bytes} bytes), the payload has {len(payload)} bytes")
         matrix = np.frombuffer(payload, dtype=DTYPE).reshape(-1, size).astype(np.float32)
-        gallery = cls(fingerprint, size, [])
+        gallery_version = header.get("version", 0)
+        if not isinstance(gallery_version, int) or isinstance(gallery_version, bool) or gallery_version < 0:
+            raise GalleryFormatError(f"{source}: version {gallery_version!r} is not a non-negative integer")
+        attributes = [e.get("attributes", {}) if isinstance(e, dict) else {} for e in entries]
+        if not all(isinstance(a, dict) for a in attributes):
+            raise GalleryFormatError(f"{source}: a person's attributes are not a JSON object")
+        gallery = cls(fingerprint, size, [], int(gallery_version))
         owners = [str(e.get("name", "?")) if isinstance(e, dict) else "?" for e in entries]
         gallery._check_rows(matrix, f"{source}: ", np.repeat(np.arange(len(counts)), counts), owners)
         try:
@@ -320,8 +337,8 @@ class Gallery:
                 raise GalleryFormatError(f"{source}: {what} {dup!r} appears twice")
         # one view per person into the matrix (one allocation for the whole gallery)
         ends = np.cumsum(counts).tolist()
-        gallery.people = [Person(pid, name, created, updated, matrix[end - count:end])
-                          for (pid, name, created, updated), count, end in zip(fields, counts, ends)]
+        gallery.people = [Person(pid, name, created, updated, matrix[end - count:end], attrs)
+                          for (pid, name, created, updated), count, end, attrs in zip(fields, counts, ends, attributes)]
         return gallery
 
     def _check_rows(self, matrix: np.ndarray, prefix: str, owner: np.ndarray | None = None,
@@ -357,11 +374,25 @@ class Gallery:
         return cls.from_bytes(data, str(path), expected_fingerprint)
 
     def save(self, path: str | Path) -> Path:
-        """Write atomically (temp file in the same directory, fsync, ``os.replace``) with mode 0600."""
+        """Write atomically (temp file in the same directory, fsync, ``os.replace``) with mode 0600; the version
+        counter goes up by one."""
         path = Path(path)
-        atomic_write_bytes(path, self.to_bytes(), mode=0o600)
+        self.version += 1
+        try:
+            atomic_write_bytes(path, self.to_bytes(), mode=0o600)
+        except BaseException:
+            self.version -= 1
+            raise
         return path
 
     def copy(self) -> "Gallery":
         return Gallery(self.fingerprint, self.embedding_size,
-                       [replace(p, embeddings=p.embeddings.copy()) for p in self.people])
+                       [replace(p, embeddings=p.embeddings.copy(), attributes=json.loads(json.dumps(p.attributes)))
+                        for p in self.people], self.version)
+
+
+def _entry(p: Person) -> dict:
+    entry = {"id": p.id, "name": p.name, "created": p.created, "updated": p.updated, "count": int(len(p.embeddings))}
+    if p.attributes:
+        entry["attributes"] = p.attributes
+    return entry

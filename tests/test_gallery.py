@@ -290,3 +290,19 @@ def test_concurrent_reader_never_sees_a_partial_file(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert reads > 5 and len(seen) >= 2, f"{reads} reads saw {len(seen)} generations: the writer was not racing"
+
+
+def test_attributes_and_version_counter_round_trip(tmp_path, gallery):
+    path = tmp_path / "g.gallery"
+    person = gallery.people[0]
+    person.attributes = {"access": {"badges": ["0012345"]}, "note": "ünïcode"}
+    start = gallery.version
+    gallery.save(path)
+    gallery.save(path)
+    back = Gallery.load(path)
+    assert back.version == start + 2
+    assert back.find(person.name).attributes == {"access": {"badges": ["0012345"]}, "note": "ünïcode"}
+    assert all(p.attributes == {} for p in back.people if p.name != person.name)
+    copy = back.copy()
+    copy.find(person.name).attributes["access"]["badges"].append("x")
+    assert back.find(person.name).attributes["access"]["badges"] == ["0012345"]
