@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeface.align import align_face
 from edgeface.bundle import Bundle
 from edgeface.config import GateConfig, QualityConfig
 from edgeface.errors import AlignmentError, ConfigError
@@ -51,12 +50,19 @@ class FrameResult:
 class Pipeline:
     """One frame in, one :class:`FrameResult` out. Stateless apart from the models it holds."""
 
-    def __init__(self, detector, embedder, matcher: Matcher, quality: QualityConfig) -> None:
+    def __init__(self, detector, embedder, matcher: Matcher, quality: QualityConfig, aligner=None,
+                 mirror: bool = False) -> None:
+        from edgeface.alignment import aligner_of
+
         self.detector = detector
         self.embedder = embedder
         self.matcher = matcher
         self.quality = quality
-        self.size = int(embedder.spec.size[0])
+        #: the bundle's alignment (the same as enrollment's)
+        self.aligner = aligner or aligner_of(embedder)
+        self.size = self.aligner.size
+        #: embed each live crop with its mirror image too (``[model] mirror``): as enrollment does, at twice the cost
+        self.mirror = bool(mirror)
 
     def process(self, image: np.ndarray) -> FrameResult:
         t0 = time.perf_counter()
@@ -66,13 +72,13 @@ class Pipeline:
             reasons = ("no face",) if len(dets) == 0 else ("face too small",)
             return FrameResult(len(dets), None, False, None, reasons, None, _ms(t0))
         try:
-            crop = align_face(image, face.landmarks, self.size)
+            crop = self.aligner.crop(image, face)
         except AlignmentError as exc:
             return FrameResult(len(dets), face, False, None, (str(exc),), None, _ms(t0))
         report = assess(image, face, crop, self.quality, dets)
         if not report.ok:
             return FrameResult(len(dets), face, False, None, tuple(report.codes), crop, _ms(t0))
-        emb = self.embedder.embed(crop[None])[0]
+        emb = self.embedder.embed(crop[None], mirror=self.mirror)[0]
         match = self.matcher.match(emb)
         return FrameResult(len(dets), face, True, match, (), crop, _ms(t0), emb)
 
@@ -140,7 +146,7 @@ def load_runtime(cfg: GateConfig, *, detector=None, threshold: float | None = No
         det = cfg.detector
         options = {"score_threshold": det.score_threshold} if det.kind == "yunet" else {}
         detector = create_detector(det.kind, det.model_path, **options)
-    pipeline = Pipeline(detector, embedder, Matcher(gallery), cfg.quality)
+    pipeline = Pipeline(detector, embedder, Matcher(gallery), cfg.quality, mirror=cfg.model.mirror)
     return Runtime(cfg, bundle, key, value, source, pipeline, gallery, params)
 
 

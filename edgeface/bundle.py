@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ChecksumError, ModelError
 from .fileutil import atomic_write_bytes, file_mismatch, sha256_file
@@ -38,6 +38,41 @@ class InputSpec(Strict):
 
 
 DEFAULT_INPUT = InputSpec()
+
+
+class AlignSpec(Strict):
+    """How a face becomes the model's input crop: part of the model, so every path (prepare, eval, calibrate,
+    enroll, gate) reads it from here and applies it with :class:`edgeface.alignment.Aligner`.
+
+    ``arcface``: the detector's five points warped onto the ArcFace 112 template (scaled to ``crop_size``).
+    ``dlib5``: dlib's 5-point shape predictor run on a box derived from the detector's (``box_map``), then dlib's
+    ``get_face_chip`` (150x150, ``padding`` 0.25) from its template."""
+
+    template: Literal["arcface", "dlib5"] = Field("arcface", description="reference points the crop is warped to")
+    crop_size: int = Field(112, ge=16, le=1024, description="side of the square crop in pixels")
+    landmarks: Literal["detector", "dlib-shape5"] = Field(
+        "detector", description="where the points come from: the detector's own, or a 5-point regression stage")
+    landmark_model: str | None = Field(None, description="key in `files` of the landmark stage's model")
+    padding: float = Field(0.0, ge=0.0, le=2.0, description="chip padding around the template (dlib: 0.25)")
+    box_map: tuple[float, float, float] | None = Field(
+        None, description="detector box -> landmark-stage box: (dx, dy, side) in units of s = (w + h) / 2")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.landmarks == "dlib-shape5" and (not self.landmark_model or self.box_map is None):
+            raise ValueError("a dlib-shape5 landmark stage needs landmark_model and box_map")
+        if self.landmarks == "detector" and self.template == "dlib5":
+            raise ValueError("the dlib5 template is defined on dlib's own 5 points: use landmarks = dlib-shape5")
+        return self
+
+
+class AuxFile(Strict):
+    """A file the bundle needs beside its embedders (e.g. the landmark model), verified like them."""
+
+    file: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=1, description="bytes")
+    what: str = ""
 
 
 class ModelFile(Strict):
@@ -67,6 +102,29 @@ class BundleMeta(Strict):
     thresholds: dict[str, Threshold] = Field(default_factory=dict, description="model key -> calibrated threshold")
     created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     notes: dict = Field(default_factory=dict, description="free-form provenance: training run, quantization choices")
+    align: AlignSpec | None = Field(None, description="the alignment the model was made for (absent: ArcFace 112 "
+                                                      "on the detector's points, scaled to the input size)")
+    files: dict[str, AuxFile] = Field(default_factory=dict, description="auxiliary files: key -> file")
+    licence: str | None = Field(None, description="the licence of the weights, as far as edgeface knows it")
+    provenance: dict = Field(default_factory=dict,
+                             description="source files with sha256, fine-tuning data, teacher: what may be shipped")
+
+    @model_validator(mode="after")
+    def _align_matches_input(self):
+        if self.align is not None:
+            h, w = self.input.size
+            if h != w or h != self.align.crop_size:
+                raise ValueError(f"align.crop_size {self.align.crop_size} does not match the input size {h}x{w}")
+            if self.align.landmark_model and self.align.landmark_model not in self.files:
+                raise ValueError(f"align.landmark_model {self.align.landmark_model!r} is not in files")
+        return self
+
+    @property
+    def alignment(self) -> AlignSpec:
+        """The alignment spec, with the documented default for bundles written before it was recorded."""
+        if self.align is not None:
+            return self.align
+        return AlignSpec(crop_size=int(self.input.size[0]))
 
 
 def model_key(fmt: str, precision: str) -> str:
@@ -116,6 +174,12 @@ class Bundle:
                 raise ModelError(f"{meta_path}: model {key} file {mf.file} is missing")
             if verify:
                 bundle.verify_file(key)
+        for key, aux in meta.files.items():
+            f = path / aux.file
+            if not f.is_file():
+                raise ModelError(f"{meta_path}: file {key} ({aux.file}) is missing")
+            if verify:
+                bundle.verify_aux(key)
         return bundle
 
     @classmethod
@@ -155,6 +219,19 @@ class Bundle:
         if problem:
             raise ChecksumError(f"{f} {problem}: it is not the file edgeface.json describes")
 
+    def aux_path(self, key: str) -> Path:
+        try:
+            return self.root / self.meta.files[key].file
+        except KeyError:
+            raise ModelError(f"bundle {self.root} has no file {key!r}") from None
+
+    def verify_aux(self, key: str) -> None:
+        aux = self.meta.files[key]
+        f = self.root / aux.file
+        problem = file_mismatch(f, aux.size, aux.sha256)
+        if problem:
+            raise ChecksumError(f"{f} {problem}: it is not the file edgeface.json describes")
+
     # -- writing -------------------------------------------------------------------------------------
     def save(self) -> Path:
         if self.bare:
@@ -167,6 +244,11 @@ class Bundle:
 def describe_model_file(root: Path, file: str, fmt: str, precision: str) -> ModelFile:
     p = Path(root) / file
     return ModelFile(file=file, format=fmt, precision=precision, sha256=sha256_file(p), size=p.stat().st_size)
+
+
+def describe_aux_file(root: Path, file: str, what: str = "") -> AuxFile:
+    p = Path(root) / file
+    return AuxFile(file=file, sha256=sha256_file(p), size=p.stat().st_size, what=what)
 
 
 def _describe(exc: ValidationError) -> str:

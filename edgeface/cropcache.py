@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .detect.base import Detector
-from .errors import EdgefaceError
+from .errors import AlignmentError, EdgefaceError
 from .faceset import Photo, aligned_crop, read_image, scan_identities
 from .fileutil import atomic_write_bytes
 
@@ -47,8 +47,11 @@ class Crops:
 
 
 def collect_crops(photos: list[Photo], detector: Detector, size: int = 112, root: Path | None = None,
-                  progress: bool = True) -> Crops:
-    """Run the core detector and the one alignment on each photo (largest face)."""
+                  progress: bool = True, aligner=None) -> Crops:
+    """Run the core detector and the one alignment (``aligner``, default ArcFace at ``size``) on each photo
+    (largest face)."""
+    if aligner is not None:
+        size = aligner.size
     from tqdm import tqdm
 
     crops, items, no_face = [], [], []
@@ -58,7 +61,11 @@ def collect_crops(photos: list[Photo], detector: Detector, size: int = 112, root
         if img is None:
             no_face.append({"identity": photo.identity, "source": source, "reason": "unreadable"})
             continue
-        crop, face = aligned_crop(detector, img, size)
+        try:
+            crop, face = aligned_crop(detector, img, size, aligner)
+        except AlignmentError as exc:
+            no_face.append({"identity": photo.identity, "source": source, "reason": f"alignment failed: {exc}"})
+            continue
         if crop is None:
             no_face.append({"identity": photo.identity, "source": source, "reason": "no face"})
             continue
@@ -71,14 +78,19 @@ def collect_crops(photos: list[Photo], detector: Detector, size: int = 112, root
 
 
 def build_cache(data_dir: str | Path, out_dir: str | Path, detector: Detector, size: int = 112,
-                progress: bool = True) -> "CropCache":
-    """Prepare ``out_dir`` from the folder-per-identity photos under ``data_dir``."""
+                progress: bool = True, aligner=None) -> "CropCache":
+    """Prepare ``out_dir`` from the folder-per-identity photos under ``data_dir`` (with the model's ``aligner``;
+    default ArcFace at ``size``). The manifest records the alignment, and every reader checks it."""
+    from .alignment import Aligner
+
+    aligner = aligner or Aligner.arcface(size)
+    size = aligner.size
     data_dir = Path(data_dir).resolve()
     out_dir = Path(out_dir)
     photos = scan_identities(data_dir)
     if not photos:
         raise EdgefaceError(f"no photos found under {data_dir}")
-    got = collect_crops(photos, detector, size, root=data_dir, progress=progress)
+    got = collect_crops(photos, detector, size, root=data_dir, progress=progress, aligner=aligner)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / (CROPS + ".tmp")
     with open(tmp, "wb") as f:
@@ -90,9 +102,10 @@ def build_cache(data_dir: str | Path, out_dir: str | Path, detector: Detector, s
         "detector": {"name": getattr(detector, "name", type(detector).__name__),
                      "model": str(getattr(detector, "model_path", "")) or None},
         "size": size,
+        "align": aligner.describe(),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "counts": {"images": len(photos), "crops": len(got.items),
-                   "no_face": sum(1 for n in got.no_face if n["reason"] == "no face"),
+                   "no_face": sum(1 for n in got.no_face if n["reason"] != "unreadable"),
                    "unreadable": sum(1 for n in got.no_face if n["reason"] == "unreadable"),
                    "identities": len({p.identity for p in photos})},
         "items": got.items,

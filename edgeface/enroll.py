@@ -38,8 +38,9 @@ class FaceCheck:
         return self.report.ok and self.crop is not None
 
 
-def check_photo(detector, image: np.ndarray | None, cfg: QualityConfig, size: int = 112) -> FaceCheck:
-    """Detect, pick the largest face, align it and run the quality gates."""
+def check_photo(detector, image: np.ndarray | None, cfg: QualityConfig, size: int = 112, aligner=None) -> FaceCheck:
+    """Detect, pick the largest face, align it (the model's ``aligner``; default ArcFace at ``size``) and run the
+    quality gates."""
     if image is None or image.size == 0:
         return FaceCheck(QualityReport(False, ["cannot read the image"], {}, [UNREADABLE]))
     dets = detector.detect(image)
@@ -47,7 +48,7 @@ def check_photo(detector, image: np.ndarray | None, cfg: QualityConfig, size: in
     crop = None
     if face is not None:
         try:
-            crop = align_face(image, face.landmarks, size)
+            crop = align_face(image, face.landmarks, size) if aligner is None else aligner.crop(image, face)
         except AlignmentError as exc:
             return FaceCheck(QualityReport(False, [f"cannot align the face: {exc}"], {"faces": len(dets)},
                                            [ALIGNMENT_FAILED]), face, None, dets)
@@ -69,26 +70,31 @@ class EmbeddedPhotos:
 
 
 def embed_photos(photos: list[Photo], detector, embedder, cfg: QualityConfig, desc: str = "photos",
-                 progress: bool = True, batch: int = 32) -> EmbeddedPhotos:
-    """Check and embed each photo (tqdm progress on stderr). Rejected photos are listed, not dropped."""
+                 progress: bool = True, batch: int = 32, mirror: bool = False) -> EmbeddedPhotos:
+    """Check and embed each photo (tqdm progress on stderr) with the embedder's own alignment. Rejected photos
+    are listed, not dropped. ``mirror``: each embedding is the normalised mean of the photo's and its mirror
+    image's (what enrollment stores)."""
     from tqdm import tqdm
 
-    size = int(embedder.spec.size[0])
+    from .alignment import aligner_of
+
+    aligner = aligner_of(embedder)
+    size = aligner.size
     out = EmbeddedPhotos(np.zeros((0, embedder.embedding_size), np.float32))
     crops: list[np.ndarray] = []
     parts: list[np.ndarray] = []
     for photo in tqdm(photos, desc=desc, unit="photo", disable=not progress, leave=False):
-        check = check_photo(detector, read_image(Path(photo.path)), cfg, size)
+        check = check_photo(detector, read_image(Path(photo.path)), cfg, size, aligner)
         if not check.ok:
             out.rejected.append((photo, check.report))
             continue
         out.accepted.append(photo)
         crops.append(check.crop)
         if len(crops) >= batch:
-            parts.append(embedder.embed(np.stack(crops)))
+            parts.append(embedder.embed(np.stack(crops), mirror=mirror))
             crops = []
     if crops:
-        parts.append(embedder.embed(np.stack(crops)))
+        parts.append(embedder.embed(np.stack(crops), mirror=mirror))
     if parts:
         out.embeddings = np.concatenate(parts)
     return out

@@ -40,12 +40,18 @@ class FaceSet:
     source: str
 
 
-def load_faces(data: str | Path, detector: Detector | None = None, identities=None, progress: bool = True) -> FaceSet:
-    """Faces of a prepared cache, or of a photo folder (detected and aligned now with ``detector``);
-    restricted to ``identities`` when given (e.g. a run's validation split)."""
+def load_faces(data: str | Path, detector: Detector | None = None, identities=None, progress: bool = True,
+               aligner=None) -> FaceSet:
+    """Faces of a prepared cache, or of a photo folder (detected and aligned now with ``detector`` and the model's
+    ``aligner``, default ArcFace 112); restricted to ``identities`` when given (e.g. a run's validation split).
+    A cache prepared with another alignment than ``aligner`` is refused."""
     data = Path(data)
     if is_cache(data):
         cache = load_cache(data)
+        if aligner is not None:
+            from .alignment import check_cache_alignment
+
+            check_cache_alignment(cache.manifest, aligner, str(data))
         keep = cache.identity_names if identities is None else sorted(set(identities) & set(cache.identity_names))
         crops, labels, no_face = cache.select(keep)
         return FaceSet(crops, labels, no_face, len(keep), str(data))
@@ -55,7 +61,7 @@ def load_faces(data: str | Path, detector: Detector | None = None, identities=No
     if identities is not None:
         wanted = set(identities)
         photos = [p for p in photos if p.identity in wanted]
-    got = collect_crops(photos, detector, root=data, progress=progress)
+    got = collect_crops(photos, detector, root=data, progress=progress, aligner=aligner)
     return FaceSet(got.crops, np.array(got.identities), got.no_face, len({p.identity for p in photos}), str(data))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -15,6 +16,9 @@ import numpy as np
 from .align import align_face
 from .detect.base import Detector
 from .faces import Face, largest_face
+
+if TYPE_CHECKING:
+    from .alignment import Aligner
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".bmp", ".webp", ".ppm"}
 
@@ -47,9 +51,15 @@ def read_image(path: str | Path) -> np.ndarray | None:
     return img
 
 
-def aligned_crop(detector: Detector, image_bgr: np.ndarray, size: int = 112) -> tuple[np.ndarray | None, Face | None]:
-    """The aligned crop of the largest face in the image, or (None, None) when there is no face."""
+def aligned_crop(detector: Detector, image_bgr: np.ndarray, size: int = 112,
+                 aligner: "Aligner | None" = None) -> tuple[np.ndarray | None, Face | None]:
+    """The aligned crop of the largest face in the image, or (None, None) when there is no face.
+
+    ``aligner`` is the model's alignment (:meth:`edgeface.alignment.Aligner.for_bundle`); without one, the
+    ArcFace template at ``size``."""
     face = largest_face(detector.detect(image_bgr))
     if face is None:
         return None, None
-    return align_face(image_bgr, face.landmarks, size), face
+    if aligner is None:
+        return align_face(image_bgr, face.landmarks, size), face
+    return aligner.crop(image_bgr, face), face

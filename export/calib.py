@@ -58,14 +58,19 @@ class FaceSet:
         return FaceSet(np.asarray(self.crops[mask]), self.labels[mask], self.source)
 
 
-def load_faces(path: str | Path, detector=None, progress: bool = True) -> FaceSet:
-    """All aligned crops of a photo folder (detected and aligned now) or of a prepared crop cache."""
+def load_faces(path: str | Path, detector=None, progress: bool = True, aligner=None) -> FaceSet:
+    """All aligned crops of a photo folder (detected and aligned now with the model's ``aligner``, default ArcFace
+    112) or of a prepared crop cache (refused when prepared with another alignment)."""
     from edgeface.cropcache import collect_crops, is_cache, load_cache
     from edgeface.faceset import scan_identities
 
     path = Path(path)
     if is_cache(path):
         cache = load_cache(path)
+        if aligner is not None:
+            from edgeface.alignment import check_cache_alignment
+
+            check_cache_alignment(cache.manifest, aligner, str(path))
         return FaceSet(np.asarray(cache.crops), np.asarray(cache.identities), str(path), len(cache.no_face))
     if not path.is_dir():
         raise EdgefaceError(f"face folder not found: {path}")
@@ -76,7 +81,7 @@ def load_faces(path: str | Path, detector=None, progress: bool = True) -> FaceSe
         from edgeface.detect import create_detector
 
         detector = create_detector("yunet")
-    got = collect_crops(photos, detector, root=path, progress=progress)
+    got = collect_crops(photos, detector, root=path, progress=progress, aligner=aligner)
     labels = np.array([it["identity"] for it in got.items])
     return FaceSet(got.crops, labels, str(path), len(got.no_face))
 

@@ -24,6 +24,9 @@ def add_arguments(p) -> None:
     p.add_argument("--config", type=Path, default=None, help="gate config whose [quality] gates to apply (default: built-in defaults)")
     p.add_argument("--skip-rejected", action="store_true", help="exit 0 even when some photos were rejected")
     p.add_argument("--threads", type=int, default=1, help="inference threads")
+    p.add_argument("--no-mirror", dest="mirror", action="store_false",
+                   help="store the photo's embedding alone (default: the normalised mean of the photo's and its "
+                        "mirror image's embeddings, measured to enroll more accurately)")
     add_detector_arguments(p)
 
 
@@ -53,7 +56,7 @@ def run(args) -> int:
         gallery = Gallery.new(embedder.fingerprint, embedder.embedding_size)
     detector = detector_from_args(args)
 
-    result = embed_photos(photos, detector, embedder, cfg, desc="enroll")
+    result = embed_photos(photos, detector, embedder, cfg, desc="enroll", mirror=args.mirror)
     for photo, report in result.rejected:
         print(f"REJECTED {photo.path} ({photo.identity}): {'; '.join(report.reasons)}")
     people: dict[str, list[int]] = {}

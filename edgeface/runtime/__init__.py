@@ -22,6 +22,8 @@ def open_embedder(
 ) -> Embedder:
     """Open the embedder ``model`` (a bundle key such as ``onnx_int8``; default: the bundle's preferred one)
     of a bundle directory or bare ``.onnx`` / ``.tflite`` file."""
+    from ..alignment import Aligner
+
     bundle = source if isinstance(source, Bundle) else Bundle.load(source)
     key = model or bundle.default_key()
     mf = bundle.model(key)
@@ -29,14 +31,17 @@ def open_embedder(
     if mf.format == "onnx":
         from .onnx import OnnxEmbedder
 
-        return OnnxEmbedder(path, bundle.meta.input, bundle.meta.embedding_size, key=key, fingerprint=mf.sha256,
-                            threads=threads, providers=providers)
-    if mf.format == "tflite":
+        emb = OnnxEmbedder(path, bundle.meta.input, bundle.meta.embedding_size, key=key, fingerprint=mf.sha256,
+                           threads=threads, providers=providers)
+    elif mf.format == "tflite":
         from .litert import LiteRTEmbedder
 
-        return LiteRTEmbedder(path, bundle.meta.input, bundle.meta.embedding_size, key=key, fingerprint=mf.sha256,
-                              threads=threads)
-    raise ModelError(f"unsupported model format {mf.format!r}")
+        emb = LiteRTEmbedder(path, bundle.meta.input, bundle.meta.embedding_size, key=key, fingerprint=mf.sha256,
+                             threads=threads)
+    else:
+        raise ModelError(f"unsupported model format {mf.format!r}")
+    emb.aligner = Aligner.for_bundle(bundle)
+    return emb
 
 
 __all__ = ["Embedder", "open_embedder"]

@@ -24,8 +24,18 @@ class Embedder(ABC):
         self.key = key
         #: sha256 of the model file: galleries record it and refuse a different embedder
         self.fingerprint = fingerprint
+        #: the alignment the model was made for (:class:`edgeface.alignment.Aligner`); set by ``open_embedder``
+        self.aligner = None
 
-    def embed(self, crops_bgr: np.ndarray) -> np.ndarray:
+    def embed(self, crops_bgr: np.ndarray, mirror: bool = False) -> np.ndarray:
+        """L2-normalised embeddings; with ``mirror``, the normalised mean of each crop's and its mirror image's
+        normalised embeddings (measured: better one-shot accuracy, at twice the cost)."""
+        if mirror:
+            crops = np.asarray(crops_bgr)
+            if crops.ndim == 3:
+                crops = crops[None]
+            both = self.embed(np.concatenate([crops, crops[:, :, ::-1]]))
+            return l2_normalize(both[:len(crops)] + both[len(crops):])
         x = to_model_input(crops_bgr, self.spec)
         if len(x) == 0:
             return np.zeros((0, self.embedding_size), np.float32)

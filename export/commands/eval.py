@@ -46,7 +46,9 @@ def run(args) -> int:
 
         detector = create_detector("yunet", args.detector_model)
     ids = split_identities_of(args.val_split) if args.val_split else None
-    faces = load_faces(args.data, detector, ids, progress=not args.no_progress)
+    from edgeface.alignment import aligner_of
+
+    faces = load_faces(args.data, detector, ids, progress=not args.no_progress, aligner=aligner_of(embedder))
     report, genuine, impostor = evaluate(embedder, faces, args.max_impostors, args.seed,
                                          progress=not args.no_progress)
     if args.val_split:
