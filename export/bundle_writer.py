@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeface.bundle import Bundle, BundleMeta, InputSpec, describe_model_file
+from edgeface.bundle import AlignSpec, Bundle, BundleMeta, InputSpec, describe_model_file
 
 #: bundle key -> (file name, format, precision)
 FILES = {
@@ -24,12 +24,15 @@ def path_for(root: str | Path, key: str) -> Path:
 
 
 def write_bundle(root: str | Path, source: str, spec: InputSpec, embedding_size: int, notes: dict,
-                 name: str = "edgeface") -> Bundle:
-    """Describe (sha256, size) every known model file present in ``root``, save ``edgeface.json``, reload it."""
+                 name: str = "edgeface", align: AlignSpec | None = None, files: dict | None = None,
+                 licence: str | None = None, provenance: dict | None = None) -> Bundle:
+    """Describe (sha256, size) every known model file present in ``root``, save ``edgeface.json``, reload it.
+    ``align``, ``files`` (auxiliary files already in ``root``), ``licence`` and ``provenance`` are recorded as given."""
     root = Path(root)
     models = {key: describe_model_file(root, file, fmt, precision)
               for key, (file, fmt, precision) in FILES.items() if (root / file).is_file()}
     meta = BundleMeta(source=source, name=name, input=spec, embedding_size=int(embedding_size), models=models,
-                      notes=notes)
+                      notes=notes, align=align, files=dict(files or {}), licence=licence,
+                      provenance=dict(provenance or {}))
     Bundle(root, meta).save()
     return Bundle.load(root)

@@ -59,3 +59,23 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
         raise ModelError(f"{path}: weights do not fit the recorded model config: {exc}") from exc
     model.eval()
     return model, info
+
+
+def checkpoint_alignment(path: str | Path, info: dict, stage: Path):
+    """(align spec or None, auxiliary files copied into ``stage``, licence, provenance) of a checkpoint.
+
+    A checkpoint that records ``align`` (e.g. a fine-tuned dlib ResNet) keeps its landmark model beside it
+    (``info["landmark_file"]``, relative to the checkpoint's folder); it is copied into the bundle."""
+    import shutil
+
+    from edgeface.bundle import AlignSpec, describe_aux_file
+
+    align = AlignSpec.model_validate(info["align"]) if info.get("align") else None
+    files = {}
+    if align is not None and align.landmark_model:
+        src = Path(path).parent / str(info.get("landmark_file", ""))
+        if not info.get("landmark_file") or not src.is_file():
+            raise ModelError(f"{path}: the checkpoint needs its landmark model {src}, which is missing")
+        shutil.copyfile(src, Path(stage) / src.name)
+        files[align.landmark_model] = describe_aux_file(Path(stage), src.name, "landmark model of the checkpoint")
+    return align, files, info.get("licence"), dict(info.get("provenance") or {})

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeface.bundle import InputSpec
+from edgeface.bundle import AlignSpec, InputSpec
 from edgeface.errors import EdgefaceError
 from edgeface.fileutil import sha256_file
 from edgeface.preprocess import to_model_input
@@ -34,6 +34,7 @@ class ExportOptions:
     out: Path
     checkpoint: Path | None = None
     onnx: Path | None = None
+    pretrained: str | None = None
     int8: bool = False
     calib: Path | None = None
     val: Path | None = None
@@ -62,6 +63,20 @@ class _Source:
     notes: dict
     dynamo: bool
     val_identities: list[str] | None = None
+    align: AlignSpec | None = None
+    #: auxiliary files written into the staging bundle: key -> AuxFile (e.g. the landmark model)
+    files: dict = field(default_factory=dict)
+    licence: str | None = None
+    provenance: dict = field(default_factory=dict)
+
+    def aligner(self, stage: Path):
+        """The model's alignment, its landmark model read from the staging bundle."""
+        from edgeface.alignment import Aligner
+
+        if self.align is None:
+            return Aligner.arcface(int(self.spec.size[0]))
+        model = stage / self.files[self.align.landmark_model].file if self.align.landmark_model else None
+        return Aligner(self.align, model)
 
 
 NOISY_LOGGERS = ("onnx_ir", "onnxscript", "jax", "absl", "torch", "onnxruntime")
@@ -80,8 +95,9 @@ def export_bundle(opts: ExportOptions):
 
     _quiet_libraries()
     torch.set_num_threads(max(1, opts.threads))
-    if (opts.checkpoint is None) == (opts.onnx is None):
-        raise EdgefaceError("give exactly one source: --checkpoint RUN_DIR/checkpoint.pt or --onnx MODEL.onnx")
+    if sum(x is not None for x in (opts.checkpoint, opts.onnx, opts.pretrained)) != 1:
+        raise EdgefaceError("give exactly one source: --checkpoint RUN_DIR/checkpoint.pt, --onnx MODEL.onnx or "
+                            "--pretrained dlib-resnet-v1")
     if opts.int8 and opts.calib is None:
         raise EdgefaceError("--int8 needs --calib DIR: real face photos (or an `edgeface prepare` crop cache) "
                             f"to calibrate on, at least {opts.min_calib} faces")
@@ -119,14 +135,14 @@ def _detector(opts: ExportOptions):
     return create_detector("yunet", opts.detector_model)
 
 
-def _faces(opts: ExportOptions, val_identities: list[str] | None):
+def _faces(opts: ExportOptions, val_identities: list[str] | None, aligner=None):
     det = None
     if (opts.calib and not _is_cache(opts.calib)) or (opts.val and not _is_cache(opts.val)):
         det = _detector(opts)
     calib_faces = val_faces = None
     split_rule = ""
     if opts.calib is not None:
-        faces = calibset.load_faces(opts.calib, det, progress=opts.progress)
+        faces = calibset.load_faces(opts.calib, det, progress=opts.progress, aligner=aligner)
         if opts.val is not None:
             calib_faces = faces
         else:
@@ -134,7 +150,7 @@ def _faces(opts: ExportOptions, val_identities: list[str] | None):
             split_rule = ("the source run's validation identities" if val_identities else
                           f"split_identities(val_fraction={calibset.VAL_FRACTION}, seed={calibset.SPLIT_SEED}) of --calib")
     if opts.val is not None:
-        val_faces = calibset.load_faces(opts.val, det, progress=opts.progress)
+        val_faces = calibset.load_faces(opts.val, det, progress=opts.progress, aligner=aligner)
         split_rule = f"--val {opts.val}"
         if calib_faces is not None:
             overlap = set(calib_faces.identities) & set(val_faces.identities)
@@ -157,17 +173,27 @@ def _source(opts: ExportOptions, stage: Path) -> _Source:
 
     from . import to_onnx
 
+    if opts.pretrained is not None:
+        from .dlib.pretrained import load_pretrained
+
+        pre = load_pretrained(opts.pretrained)
+        model, spec = pre.model, pre.spec
+        onnx_info = to_onnx.export_torch(model, stage / "model.onnx", tuple(spec.size))
+        notes = {"kind": "imported", "pretrained": pre.name,
+                 "onnx": {"exporter": f"torch.onnx dynamo (torch {torch.__version__})", "opset": onnx_info.opset,
+                          "dynamic_batch": onnx_info.dynamic_batch}}
+        return _Source("imported", spec, onnx_info.embedding_size, lambda: model, _torch_reference(model, spec),
+                       "pytorch port of the dlib .dat", notes, True, None, pre.align, pre.write_landmarks(stage),
+                       pre.licence, pre.provenance)
+
     if opts.checkpoint is not None:
-        from .checkpoint import load_checkpoint
+        from .checkpoint import load_checkpoint, checkpoint_alignment
 
         model, info = load_checkpoint(opts.checkpoint)
         spec = InputSpec.model_validate(info.get("input", {}))
         onnx_info = to_onnx.export_torch(model, stage / "model.onnx", tuple(spec.size))
-
-        @torch.no_grad()
-        def reference(crops):
-            x = to_model_input(crops, spec)
-            return np.concatenate([model(torch.from_numpy(x[i:i + 64])).numpy() for i in range(0, len(x), 64)])
+        reference = _torch_reference(model, spec)
+        align, files, licence, provenance = checkpoint_alignment(opts.checkpoint, info, stage)
 
         val_ids = _run_val_identities(opts.checkpoint, info)
         notes = {"kind": "trained", "checkpoint": str(opts.checkpoint), "checkpoint_sha256": sha256_file(opts.checkpoint),
@@ -175,7 +201,7 @@ def _source(opts: ExportOptions, stage: Path) -> _Source:
                  "onnx": {"exporter": f"torch.onnx dynamo (torch {torch.__version__})", "opset": onnx_info.opset,
                           "dynamic_batch": onnx_info.dynamic_batch}}
         return _Source("trained", spec, onnx_info.embedding_size, lambda: model, reference,
-                       "pytorch checkpoint", notes, True, val_ids)
+                       "pytorch checkpoint", notes, True, val_ids, align, files, licence, provenance)
 
     import onnxruntime as ort
 
@@ -205,6 +231,17 @@ def _source(opts: ExportOptions, stage: Path) -> _Source:
     return _Source("imported", spec, onnx_info.embedding_size, torch_model, reference, "source onnx", notes, False)
 
 
+def _torch_reference(model, spec: InputSpec):
+    import torch
+
+    @torch.no_grad()
+    def reference(crops):
+        x = to_model_input(crops, spec)
+        return np.concatenate([model(torch.from_numpy(x[i:i + 64])).numpy() for i in range(0, len(x), 64)])
+
+    return reference
+
+
 def _run_val_identities(checkpoint: Path, info: dict) -> list[str] | None:
     """The held-out identities of the training run (checkpoint info, else the run's split.json)."""
     split = info.get("split")
@@ -227,7 +264,7 @@ def _build(opts: ExportOptions, stage: Path):
     from tqdm import tqdm
 
     src = _source(opts, stage)
-    calib_faces, val_faces, split_rule = _faces(opts, src.val_identities)
+    calib_faces, val_faces, split_rule = _faces(opts, src.val_identities, src.aligner(stage))
     notes: dict = {"exporter": "edgeface export", "source": src.notes, **opts.notes}
     steps = ["int8 onnx"] * opts.int8 + ["tflite fp32"] * opts.tflite + ["tflite int8"] * (opts.tflite and opts.int8)
     x_calib = None
@@ -267,7 +304,8 @@ def _build(opts: ExportOptions, stage: Path):
                            "int8_float_tail": to_tflite.FLOAT_TAIL}
     notes["validation"] = {"data": str(opts.val or opts.calib), "rule": split_rule, "faces": len(val_faces),
                            "identities": len(val_faces.identities)}
-    bundle = bundle_writer.write_bundle(stage, src.kind, src.spec, src.embedding_size, notes)
+    bundle = bundle_writer.write_bundle(stage, src.kind, src.spec, src.embedding_size, notes, align=src.align,
+                                        files=src.files, licence=src.licence, provenance=src.provenance)
     rep = report.evaluate(stage, src.reference, val_faces.crops, val_faces.labels, src.reference_name,
                           latency_runs=opts.latency_runs, validation=split_rule)
     print(report.table(rep))
@@ -276,5 +314,6 @@ def _build(opts: ExportOptions, stage: Path):
     notes["parity"] = {k: {"mean_cosine": round(r["mean_cosine"], 5), "tar_drop_points": r.get("tar_drop_points")}
                        for k, r in rep["artefacts"].items()}
     notes["parity"]["degraded"] = bad
-    bundle = bundle_writer.write_bundle(stage, src.kind, src.spec, src.embedding_size, notes)
+    bundle = bundle_writer.write_bundle(stage, src.kind, src.spec, src.embedding_size, notes, align=src.align,
+                                        files=src.files, licence=src.licence, provenance=src.provenance)
     return bundle, rep, bad

