@@ -29,7 +29,17 @@ class AugmentConfig:
     shift: float = 0.04  # fraction of the image side
 
 
-def augment(x: torch.Tensor, gen: torch.Generator, cfg: AugmentConfig = AugmentConfig()) -> torch.Tensor:
+def value_range(spec) -> tuple[float, float]:
+    """The range of a preprocessed uint8 pixel under ``spec`` (an InputSpec), over all channels."""
+    lo = min((0.0 - m) / s for m, s in zip(spec.mean, spec.std))
+    hi = max((255.0 - m) / s for m, s in zip(spec.mean, spec.std))
+    return lo, hi
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, cfg: AugmentConfig = AugmentConfig(),
+            value_range: tuple[float, float] = (LO, HI)) -> torch.Tensor:
+    """Augment a preprocessed batch; ``value_range`` is the pixel range of its preprocessing (:func:`value_range`)."""
+    lo, hi = value_range
     n = x.shape[0]
     dev, dt = x.device, x.dtype
 
@@ -39,7 +49,7 @@ def augment(x: torch.Tensor, gen: torch.Generator, cfg: AugmentConfig = AugmentC
     flip = (torch.rand(n, generator=gen) < cfg.flip).to(dev)
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
 
-    x = x + u(-cfg.brightness, cfg.brightness)[:, None, None, None] * (HI - LO)
+    x = x + u(-cfg.brightness, cfg.brightness)[:, None, None, None] * (hi - lo)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * u(1 - cfg.contrast, 1 + cfg.contrast)[:, None, None, None] + mean
     grey = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
@@ -53,4 +63,4 @@ def augment(x: torch.Tensor, gen: torch.Generator, cfg: AugmentConfig = AugmentC
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     # border padding: black corners would teach the network a cue the aligned runtime crops never have
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return x.clamp(LO, HI)
+    return x.clamp(lo, hi)

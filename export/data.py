@@ -21,21 +21,28 @@ from edgeface.preprocess import to_model_input
 __all__ = ["prepare", "open_cache", "TrainData", "make_split", "to_tensor"]
 
 
-def prepare(data_dir, out_dir, detector_model=None, detector: str = "yunet", progress: bool = True) -> CropCache:
-    """Detect + align every photo of ``data_dir`` into a cache at ``out_dir``."""
+def prepare(data_dir, out_dir, detector_model=None, detector: str = "yunet", progress: bool = True,
+            aligner=None) -> CropCache:
+    """Detect + align every photo of ``data_dir`` into a cache at ``out_dir`` (with the model's ``aligner``)."""
     from edgeface.detect import create_detector
 
     det = create_detector(detector, detector_model) if detector == "yunet" else create_detector(detector)
-    return build_cache(data_dir, out_dir, det, progress=progress)
+    return build_cache(data_dir, out_dir, det, progress=progress, aligner=aligner)
 
 
-def open_cache(data, run_dir: Path, detector_model=None, progress: bool = True) -> CropCache:
-    if is_cache(data):
-        return load_cache(data)
+def open_cache(data, run_dir: Path, detector_model=None, progress: bool = True, aligner=None) -> CropCache:
+    """The training cache: ``data`` itself when it is one, else ``RUN_DIR/cache`` (prepared once). Either must
+    have been prepared with the model's alignment (``aligner``; default ArcFace 112)."""
+    from edgeface.alignment import Aligner, check_cache_alignment
+
+    aligner = aligner or Aligner.arcface(DEFAULT_INPUT.size[0])
     cached = Path(run_dir) / "cache"
-    if is_cache(cached):
-        return load_cache(cached)
-    return prepare(data, cached, detector_model, progress=progress)
+    if is_cache(data) or is_cache(cached):
+        where = data if is_cache(data) else cached
+        cache = load_cache(where)
+        check_cache_alignment(cache.manifest, aligner, str(where))
+        return cache
+    return prepare(data, cached, detector_model, progress=progress, aligner=aligner)
 
 
 @dataclass

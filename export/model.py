@@ -23,6 +23,9 @@ DEFAULT_CONFIG = {
     "input_size": 112,
 }
 
+#: the architecture of dlib's face-recognition ResNet (:mod:`edgeface.export.dlib.resnet`)
+DLIB_ARCH = "dlib-resnet-v1"
+
 # (expansion t, output channels c, repeats n, stride of the first s), MobileFaceNet Table 1
 BOTTLENECKS = ((2, 64, 5, 2), (4, 128, 1, 2), (2, 128, 6, 1), (4, 128, 1, 2), (2, 128, 2, 1))
 
@@ -34,8 +37,12 @@ def full_config(config: dict | None = None) -> dict:
     if unknown:
         raise ValueError(f"unknown model config keys {sorted(unknown)}; known: {sorted(cfg)}")
     cfg.update(config or {})
+    if cfg["arch"] == DLIB_ARCH:
+        # dlib's ResNet has one fixed shape: 150x150 chips -> 128-d
+        cfg.update(width=1.0, embedding_size=128, activation="relu", input_size=150)
+        return cfg
     if cfg["arch"] != "mobilefacenet":
-        raise ValueError(f"unknown arch {cfg['arch']!r}")
+        raise ValueError(f"unknown arch {cfg['arch']!r}; known: mobilefacenet, {DLIB_ARCH}")
     if cfg["activation"] not in ("relu", "prelu"):
         raise ValueError(f"activation must be 'relu' or 'prelu', got {cfg['activation']!r}")
     if cfg["input_size"] != 112:
@@ -120,6 +127,10 @@ class MobileFaceNet(nn.Module):
 def build_model(config: dict | None = None) -> nn.Module:
     """A fresh (untrained) embedder for ``config`` (see :data:`DEFAULT_CONFIG`)."""
     cfg = full_config(config)
+    if cfg["arch"] == DLIB_ARCH:
+        from .dlib.resnet import DlibResNet
+
+        return DlibResNet()
     return MobileFaceNet(width=float(cfg["width"]), embedding_size=int(cfg["embedding_size"]),
                          activation=cfg["activation"])
 

@@ -28,6 +28,12 @@ class TorchEmbedder(Embedder):
         self.model = model
         self.info = info
         self.batch = int(batch)
+        if info.get("align"):
+            from edgeface.alignment import Aligner
+            from edgeface.bundle import AlignSpec
+
+            align = AlignSpec.model_validate(info["align"])
+            self.aligner = Aligner(align, path.parent / info["landmark_file"] if align.landmark_model else None)
 
     @torch.no_grad()
     def _run(self, x: np.ndarray) -> np.ndarray:

@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edgeface.bundle import DEFAULT_INPUT, InputSpec
 from edgeface.errors import EdgefaceError
 from edgeface.metrics import verification
 from edgeface.preprocess import l2_normalize
 
-from .augment import AugmentConfig, augment
+from .augment import AugmentConfig, augment, value_range
 from .checkpoint import read_checkpoint, save_checkpoint
 from .data import TrainData, make_split, open_cache, to_tensor
 from .losses import build_loss
@@ -60,6 +61,18 @@ class TrainConfig:
     channels_last: bool = True  # NHWC activations: ~20-40 % less CPU time per step here (mkldnn depthwise convs)
     augment: bool = True
     progress: bool = True
+    #: fine-tune a pretrained model (``dlib-resnet-v1``) instead of training from scratch
+    init: str | None = None
+    #: weight of a distillation term 1 - cos(f(x), f_start(x)) toward the starting model's embeddings (init only)
+    distill: float = 0.0
+    #: validate every N steps (default: once per epoch); the best checkpoint is chosen by validation TAR
+    val_every: int | None = None
+    #: the FAR whose validation TAR picks best.pt (default: 1e-3 when fine-tuning, else 1e-2)
+    select_far: str | None = None
+
+    @property
+    def selection_far(self) -> str:
+        return self.select_far or ("1e-3" if self.init else "1e-2")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -73,12 +86,13 @@ def resolve_device(name: str) -> torch.device:
 
 
 @torch.no_grad()
-def embed(model: torch.nn.Module, crops_bgr: np.ndarray, device: torch.device, batch: int = 64) -> np.ndarray:
+def embed(model: torch.nn.Module, crops_bgr: np.ndarray, device: torch.device, batch: int = 64,
+          spec: InputSpec = DEFAULT_INPUT) -> np.ndarray:
     """L2-normalised embeddings of uint8 crops with the model in eval mode (restored afterwards)."""
     was_training = model.training
     model.eval()
     fmt = _memory_format(model)
-    out = [model(to_tensor(crops_bgr[i:i + batch]).to(device).contiguous(memory_format=fmt)).float().cpu().numpy()
+    out = [model(to_tensor(crops_bgr[i:i + batch], spec).to(device).contiguous(memory_format=fmt)).float().cpu().numpy()
            for i in range(0, len(crops_bgr), batch)]
     model.train(was_training)
     return l2_normalize(np.concatenate(out)) if out else np.zeros((0, 1), np.float32)
@@ -90,8 +104,8 @@ def _memory_format(model: torch.nn.Module) -> torch.memory_format:
         and not w.is_contiguous() else torch.contiguous_format
 
 
-def validate(model, data: TrainData, device) -> dict:
-    emb = embed(model, data.val_x, device)
+def validate(model, data: TrainData, device, spec: InputSpec = DEFAULT_INPUT) -> dict:
+    emb = embed(model, data.val_x, device, spec=spec)
     res, _, _ = verification(emb, data.val_y)
     return {"val_tar_at_far": res.tar_at_far, "val_eer": res.eer}
 
@@ -156,12 +170,21 @@ def train(data, run_dir: str | Path, cfg: TrainConfig, resume: bool = False, det
         cfg = TrainConfig(**{**saved, **budget})
 
     torch.manual_seed(cfg.seed)
-    cache = open_cache(data, run_dir, detector_model, progress=cfg.progress)
+    start = _start(cfg, run_dir)
+    spec = start.spec
+    cache = open_cache(data, run_dir, detector_model, progress=cfg.progress, aligner=start.aligner)
     td = make_split(cache, run_dir, cfg.val_fraction, cfg.seed)
     if state is not None and state["info"].get("manifest_sha256") != td.manifest_sha256:
         raise EdgefaceError(f"--resume: {data} is not the data the checkpoint was trained on (manifest hash differs)")
-    model_cfg = full_config(cfg.model)
-    model = build_model(model_cfg).to(device)
+    model_cfg = full_config(start.model_config or cfg.model)
+    model = (start.model if start.model is not None else build_model(model_cfg)).to(device)
+    teacher = None
+    if cfg.distill > 0:
+        if start.model is None:
+            raise EdgefaceError("--distill needs --init: it pulls the fine-tuned embeddings toward the start's")
+        import copy
+
+        teacher = copy.deepcopy(model).eval().requires_grad_(False)
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     loss_fn = build_loss(cfg.loss, cfg.margin, cfg.mining, model_cfg["embedding_size"], cfg.pair_form).to(device)
@@ -171,7 +194,8 @@ def train(data, run_dir: str | Path, cfg: TrainConfig, resume: bool = False, det
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
 
     step, epoch, elapsed0, history = 0, 0, 0.0, []
-    best = -1.0
+    best, best_step = -1.0, None
+    sel = cfg.selection_far
     if state is not None:
         info = state["info"]
         model.load_state_dict(state["state_dict"])
@@ -182,6 +206,7 @@ def train(data, run_dir: str | Path, cfg: TrainConfig, resume: bool = False, det
         torch.set_rng_state(info["torch_rng"])
         step, epoch, elapsed0 = info["step"], info["epoch"], info["elapsed_s"]
         history, best = info["history"], info.get("best_val_tar", -1.0)
+        best_step = info.get("best_step")
         log.info("resumed %s at epoch %d, step %d", ckpt_path, epoch, step)
 
     steps_per_epoch = sampler.batches_per_epoch
@@ -190,6 +215,7 @@ def train(data, run_dir: str | Path, cfg: TrainConfig, resume: bool = False, det
     budget_s = cfg.time_budget_min * 60.0 if cfg.time_budget_min else None
     sched = _Schedule(cfg.lr, total, budget_s, cfg.warmup_fraction)
     aug_cfg = AugmentConfig()
+    vrange = value_range(spec)
     t0 = time.monotonic() - elapsed0
 
     def done() -> bool:
@@ -200,13 +226,35 @@ def train(data, run_dir: str | Path, cfg: TrainConfig, resume: bool = False, det
                         step=step, elapsed_s=time.monotonic() - t0, train_config=asdict(cfg),
                         optimizer=opt.state_dict(), loss_state=loss_fn.state_dict(),
                         sampler_state=sampler.state(), augment_rng=gen.get_state(), torch_rng=torch.get_rng_state(),
-                        history=history, best_val_tar=best, split={"train": td.train_ids, "val": td.val_ids})
+                        history=history, best_val_tar=best, best_step=best_step,
+                        split={"train": td.train_ids, "val": td.val_ids},
+                        **start.checkpoint_info(cache, step, len(td.train_ids)))
+
+    def validate_now(losses: list[float], lr: float | None) -> dict:
+        nonlocal best, best_step
+        metrics = {"epoch": epoch, "step": step, "elapsed_s": round(time.monotonic() - t0, 1),
+                   "train_loss": float(np.mean(losses)) if losses else None, "lr": lr}
+        metrics.update(validate(model, td, device, spec))
+        history.append(metrics)
+        _write_metrics(run_dir, history)
+        tar = metrics["val_tar_at_far"].get(sel) or 0.0
+        if tar > best:
+            best, best_step = tar, step
+            checkpoint(run_dir / "best.pt", metrics)
+        checkpoint(ckpt_path, metrics)
+        log.info("epoch %d step %d loss %s val TAR@%s %.3f EER %.3f", epoch, step, metrics["train_loss"], sel,
+                 tar, metrics["val_eer"])
+        return metrics
 
     from tqdm import tqdm
 
     bar = tqdm(total=total, initial=step, unit="step", disable=not cfg.progress, dynamic_ncols=True)
-    val_tar = history[-1]["val_tar_at_far"].get("1e-2") if history else None
+    if state is None and start.model is not None:
+        # the unmodified pretrained model is a candidate: a fine-tune that validates below it is never chosen
+        validate_now([], None)
+    val_tar = history[-1]["val_tar_at_far"].get(sel) if history else None
     model.train()
+    lr = None
     while not done():
         epoch += 1
         losses = []
@@ -216,11 +264,17 @@ def train(data, run_dir: str | Path, cfg: TrainConfig, resume: bool = False, det
             lr = sched.lr(step, time.monotonic() - t0)
             for g in opt.param_groups:
                 g["lr"] = lr
-            x = to_tensor(td.train_x[idx])
+            x = to_tensor(td.train_x[idx], spec)
             if cfg.augment:
-                x = augment(x, gen, aug_cfg)
+                x = augment(x, gen, aug_cfg, vrange)
             y = torch.from_numpy(td.train_y[idx])
-            loss = loss_fn(model(x.to(device).contiguous(memory_format=fmt)), y.to(device))
+            x = x.to(device).contiguous(memory_format=fmt)
+            out = model(x)
+            loss = loss_fn(out, y.to(device))
+            if teacher is not None:
+                with torch.no_grad():
+                    target = teacher(x)
+                loss = loss + cfg.distill * (1.0 - torch.nn.functional.cosine_similarity(out, target, dim=1)).mean()
             if not torch.isfinite(loss):
                 raise EdgefaceError(f"training diverged at step {step} (loss {loss.item()}); lower --lr")
             opt.zero_grad(set_to_none=True)
@@ -231,18 +285,59 @@ def train(data, run_dir: str | Path, cfg: TrainConfig, resume: bool = False, det
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses[-20:]):.4f}", lr=f"{lr:.2e}",
                             val_tar=f"{val_tar:.3f}" if val_tar is not None else "-")
-        metrics = {"epoch": epoch, "step": step, "elapsed_s": round(time.monotonic() - t0, 1),
-                   "train_loss": float(np.mean(losses)) if losses else None, "lr": lr if losses else None}
-        metrics.update(validate(model, td, device))
-        val_tar = metrics["val_tar_at_far"].get("1e-2") or 0.0
-        history.append(metrics)
-        _write_metrics(run_dir, history)
-        if val_tar > best:
-            best = val_tar
-            checkpoint(run_dir / "best.pt", metrics)
-        checkpoint(ckpt_path, metrics)
+            if cfg.val_every and step % cfg.val_every == 0 and not done():
+                val_tar = validate_now(losses, lr)["val_tar_at_far"].get(sel) or 0.0
+                model.train()
+        if history and history[-1]["step"] == step:
+            continue
+        metrics = validate_now(losses, lr if losses else None)
+        val_tar = metrics["val_tar_at_far"].get(sel) or 0.0
+        model.train()
         bar.set_postfix(epoch=epoch, loss=f"{metrics['train_loss'] or 0:.4f}", val_tar=f"{val_tar:.3f}")
-        log.info("epoch %d step %d loss %s val TAR@1e-2 %.3f EER %.3f", epoch, step, metrics["train_loss"],
-                 val_tar, metrics["val_eer"])
     bar.close()
-    return history[-1] if history else {}
+    last = dict(history[-1]) if history else {}
+    last["best"] = {"step": best_step, f"val_tar@{sel}": best, "far": sel,
+                    "start_was_best": start.model is not None and best_step == 0}
+    return last
+
+
+@dataclass
+class _Start:
+    """Where a run starts: from scratch (the MobileFaceNet, ArcFace 112 crops) or a pretrained model with its own
+    preprocessing, alignment and landmark model (kept in the run directory for export)."""
+
+    spec: InputSpec = DEFAULT_INPUT
+    aligner: object = None
+    model: torch.nn.Module | None = None
+    model_config: dict | None = None
+    pretrained: object = None  # export.dlib.pretrained.Pretrained
+
+    def checkpoint_info(self, cache, step: int, train_identities: int) -> dict:
+        info = {"input": self.spec.model_dump(mode="json")}
+        if self.pretrained is None:
+            return info
+        from .dlib.pretrained import LANDMARK_FILE
+
+        pre = self.pretrained
+        provenance = pre.provenance
+        base = {**info, "align": pre.align.model_dump(mode="json"), "landmark_file": LANDMARK_FILE, "init": pre.name}
+        if step == 0:  # the unmodified pretrained weights: nothing was learnt from the training data
+            return {**base, "licence": pre.licence, "provenance": provenance}
+        provenance["fine_tuning"] = {"data": cache.manifest.get("source"), "manifest_sha256": cache.manifest_sha256,
+                                     "train_identities": train_identities, "steps": step}
+        licence = (f"{pre.licence}; fine-tuned on {cache.manifest.get('source')}: the fine-tuned weights also carry "
+                   "the terms of that training data")
+        return {**base, "licence": licence, "provenance": provenance}
+
+
+def _start(cfg: TrainConfig, run_dir: Path) -> _Start:
+    if not cfg.init:
+        return _Start()
+    from edgeface.alignment import Aligner
+
+    from .dlib.pretrained import LANDMARK_FILE, load_pretrained
+    from .model import DLIB_ARCH
+
+    pre = load_pretrained(cfg.init)
+    pre.write_landmarks(run_dir)
+    return _Start(pre.spec, Aligner(pre.align, run_dir / LANDMARK_FILE), pre.model, {"arch": DLIB_ARCH}, pre)

@@ -32,6 +32,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--embedding-size", type=int, default=128)
     parser.add_argument("--activation", choices=("relu", "prelu"), default="relu")
     parser.add_argument("--no-augment", action="store_true")
+    parser.add_argument("--init", choices=("dlib-resnet-v1",), default=None,
+                        help="fine-tune dlib's pretrained ResNet (its own 150x150 chips) instead of training from "
+                             "scratch; the unmodified model is validated at step 0 and kept as best.pt unless a "
+                             "fine-tuned step validates better")
+    parser.add_argument("--distill", type=float, default=0.0, metavar="W",
+                        help="with --init: add W * (1 - cos) toward the starting model's embeddings of the same batch")
+    parser.add_argument("--val-every", type=int, default=None, metavar="STEPS",
+                        help="validate every STEPS steps (default: once per epoch)")
+    parser.add_argument("--select-far", choices=("1e-2", "1e-3", "1e-4"), default=None,
+                        help="the FAR whose validation TAR picks best.pt (default 1e-3 with --init, else 1e-2)")
     parser.add_argument("--detector-model", default=None, help="YuNet file, when --data is a photo folder")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -49,9 +59,18 @@ def run(args) -> int:
                       optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, p=args.p, k=args.k,
                       epochs=args.epochs, time_budget_min=args.time_budget, max_steps=args.max_steps,
                       val_fraction=args.val_fraction, seed=args.seed, device=args.device, threads=args.threads,
-                      augment=not args.no_augment, progress=not args.no_progress)
+                      augment=not args.no_augment, progress=not args.no_progress, init=args.init,
+                      distill=args.distill, val_every=args.val_every, select_far=args.select_far)
     last = train(args.data, args.out, cfg, resume=args.resume, detector_model=args.detector_model)
     tar = last.get("val_tar_at_far", {})
     print(f"{args.out}: epoch {last.get('epoch')} step {last.get('step')} val TAR@1e-2 {tar.get('1e-2')} "
           f"TAR@1e-3 {tar.get('1e-3')} EER {last.get('val_eer')}")
+    best = last.get("best", {})
+    far = best.get("far")
+    if best.get("start_was_best"):
+        print(f"the unmodified {args.init} (step 0) validated best (TAR@{far} {best.get(f'val_tar@{far}'):.4f} on held-out "
+              f"identities): fine-tuning did not improve it, so {args.out}/best.pt holds the unmodified weights; "
+              f"`edgeface export --pretrained {args.init}` gives the same model")
+    elif best.get("step") is not None:
+        print(f"best.pt: step {best['step']}, validation TAR@{far} {best.get(f'val_tar@{far}'):.4f}")
     return 0
