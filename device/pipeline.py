@@ -146,7 +146,8 @@ def load_runtime(cfg: GateConfig, *, detector=None, threshold: float | None = No
         det = cfg.detector
         options = {"score_threshold": det.score_threshold} if det.kind == "yunet" else {}
         detector = create_detector(det.kind, det.model_path, **options)
-    pipeline = Pipeline(detector, embedder, Matcher(gallery), cfg.quality, mirror=cfg.model.mirror)
+    pipeline = Pipeline(detector, embedder, Matcher(gallery, scorer=embedder.scorer), cfg.quality,
+                        mirror=cfg.model.mirror)
     return Runtime(cfg, bundle, key, value, source, pipeline, gallery, params)
 
 

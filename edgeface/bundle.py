@@ -66,6 +66,27 @@ class AlignSpec(Strict):
         return self
 
 
+class ScorerSpec(Strict):
+    """How two embeddings are scored (:mod:`edgeface.scorer`): cosine, or the pair-trained logistic unit
+    ``sigmoid(weight . phi(a, b) + bias)`` on L2-normalised embeddings, phi = |a - b| or the chi-square form."""
+
+    kind: Literal["cosine", "logistic"] = "cosine"
+    form: Literal["abs", "chi2"] = "abs"
+    weight: list[float] | None = None
+    bias: float | None = None
+
+    @model_validator(mode="after")
+    def _complete(self):
+        if self.kind == "logistic":
+            import math
+
+            if self.weight is None or self.bias is None:
+                raise ValueError("a logistic scorer needs weight and bias")
+            if not all(math.isfinite(v) for v in [*self.weight, self.bias]):
+                raise ValueError("the logistic scorer's weight and bias must be finite")
+        return self
+
+
 class AuxFile(Strict):
     """A file the bundle needs beside its embedders (e.g. the landmark model), verified like them."""
 
@@ -108,6 +129,7 @@ class BundleMeta(Strict):
     licence: str | None = Field(None, description="the licence of the weights, as far as edgeface knows it")
     provenance: dict = Field(default_factory=dict,
                              description="source files with sha256, fine-tuning data, teacher: what may be shipped")
+    scorer: ScorerSpec | None = Field(None, description="pair scorer (absent: cosine similarity)")
 
     @model_validator(mode="after")
     def _align_matches_input(self):
@@ -117,6 +139,8 @@ class BundleMeta(Strict):
                 raise ValueError(f"align.crop_size {self.align.crop_size} does not match the input size {h}x{w}")
             if self.align.landmark_model and self.align.landmark_model not in self.files:
                 raise ValueError(f"align.landmark_model {self.align.landmark_model!r} is not in files")
+        if self.scorer is not None and self.scorer.kind == "logistic" and len(self.scorer.weight) != self.embedding_size:
+            raise ValueError(f"the scorer has {len(self.scorer.weight)} weights for {self.embedding_size}-d embeddings")
         return self
 
     @property

@@ -17,6 +17,8 @@ from .errors import EdgefaceError
 from .metrics import far_key, one_shot_split, pair_scores, threshold_at_far
 
 
+from .scorer import similarity
+
 @dataclass
 class Calibration:
     threshold: float
@@ -35,25 +37,26 @@ class Calibration:
         return asdict(self)
 
 
-def one_shot_at_threshold(emb: np.ndarray, labels: np.ndarray, threshold: float, seed: int = 0) -> dict[str, float]:
+def one_shot_at_threshold(emb: np.ndarray, labels: np.ndarray, threshold: float, seed: int = 0,
+                          scorer=None) -> dict[str, float]:
     """Enroll one photo of half the identities; the other photos of enrolled people must match the right person
     with ``score >= threshold`` (FNIR counts those that do not), and no photo of a stranger may reach it (FPIR)."""
     gallery, mated, non_mated = one_shot_split(labels, 0.5, seed)
     g = emb[gallery]
     out = {"rank1": float("nan"), "fnir": float("nan"), "fpir": float("nan")}
     if len(mated):
-        s = emb[mated] @ g.T
+        s = similarity(emb[mated], g, scorer)
         best = np.argmax(s, axis=1)
         correct = labels[gallery][best] == labels[mated]
         score = s[np.arange(len(mated)), best]
         out["rank1"] = float(np.mean(correct))
         out["fnir"] = float(1.0 - np.mean(correct & (score >= threshold)))
     if len(non_mated):
-        out["fpir"] = float(np.mean(np.max(emb[non_mated] @ g.T, axis=1) >= threshold))
+        out["fpir"] = float(np.mean(np.max(similarity(emb[non_mated], g, scorer), axis=1) >= threshold))
     return out
 
 
-def calibrate(emb: np.ndarray, labels: np.ndarray, far: float, seed: int = 0) -> Calibration:
+def calibrate(emb: np.ndarray, labels: np.ndarray, far: float, seed: int = 0, scorer=None) -> Calibration:
     """The threshold giving ``far`` on all impostor pairs of ``(emb, labels)`` (up to 2M, sampled by seed)."""
     emb = np.asarray(emb, np.float32)
     labels = np.asarray(labels)
@@ -62,7 +65,7 @@ def calibrate(emb: np.ndarray, labels: np.ndarray, far: float, seed: int = 0) ->
     ids = np.unique(labels)
     if len(ids) < 2:
         raise EdgefaceError(f"calibration needs at least 2 identities, got {len(ids)}")
-    genuine, impostor = pair_scores(emb, labels, seed=seed)
+    genuine, impostor = pair_scores(emb, labels, seed=seed, scorer=scorer)
     if len(impostor) * far < 1:
         raise EdgefaceError(f"{len(impostor)} impostor pairs cannot resolve FAR {far_key(far)}: "
                             f"need at least {int(np.ceil(1 / far))}; add identities or photos")
@@ -70,7 +73,7 @@ def calibrate(emb: np.ndarray, labels: np.ndarray, far: float, seed: int = 0) ->
         raise EdgefaceError("no genuine pairs: every identity needs at least 2 usable photos")
     t = threshold_at_far(impostor, far)
     value = float(np.nextafter(t, np.inf))
-    one_shot = one_shot_at_threshold(emb, labels, value, seed)
+    one_shot = one_shot_at_threshold(emb, labels, value, seed, scorer)
     return Calibration(threshold=value, far=far, tar=float(np.mean(genuine >= value)), fnir=one_shot["fnir"],
                        fpir=one_shot["fpir"], rank1=one_shot["rank1"], identities=len(ids), images=len(labels),
                        genuine_pairs=len(genuine), impostor_pairs=len(impostor),

@@ -84,13 +84,16 @@ def evaluate(embedder, faces: FaceSet, max_impostors: int | None = 2_000_000, se
     identities, no_face, plus pair counts, thresholds and the open-set breakdown."""
     if len(np.unique(faces.labels)) < 2:
         raise ValueError(f"{faces.source}: need faces of at least 2 identities to evaluate")
+    from .scorer import scorer_of
+
+    scorer = scorer_of(embedder)
     emb = embed_all(embedder, faces.crops, batch, progress)
-    ver, genuine, impostor = verification(emb, faces.labels, max_impostors=max_impostors, seed=seed)
+    ver, genuine, impostor = verification(emb, faces.labels, max_impostors=max_impostors, seed=seed, scorer=scorer)
     gallery, mated, non_mated = one_shot_split(faces.labels, enrolled_fraction, seed)
     enrolled = set(faces.labels[gallery].tolist())
     mated_fail = sum(1 for n in faces.no_face if n["identity"] in enrolled)
     osr = open_set(emb, faces.labels, gallery, mated, non_mated, mated_failures=mated_fail,
-                   non_mated_failures=len(faces.no_face) - mated_fail)
+                   non_mated_failures=len(faces.no_face) - mated_fail, scorer=scorer)
     report = {
         "tar_at_far": ver.tar_at_far,
         "eer": ver.eer,
@@ -106,6 +109,7 @@ def evaluate(embedder, faces: FaceSet, max_impostors: int | None = 2_000_000, se
         "impostors_sampled": max_impostors is not None and ver.impostor_pairs >= max_impostors,
         "open_set": osr.to_json(),
         "seed": seed,
+        "scorer": scorer.kind,
         "data": faces.source,
         "model": {"path": str(getattr(embedder, "path", "")), "key": getattr(embedder, "key", None),
                   "backend": getattr(embedder, "backend", None),

@@ -51,9 +51,15 @@ class Matcher:
     (:mod:`edgeface.int8_scores`, 4x less memory traffic); the :data:`CANDIDATES` best rows are then rescored in
     float32, and the answer is used only when the int8 error bound proves that no other row could change the
     best or second-best person. Otherwise that query falls back to the full float32 product (counted in
-    ``fallbacks``), so results are always those of the exact computation."""
+    ``fallbacks``), so results are always those of the exact computation.
 
-    def __init__(self, gallery: Gallery, fast: bool | None = None) -> None:
+    With a logistic ``scorer`` (:mod:`edgeface.scorer`, a pair-trained bundle's own unit) scores are its
+    probabilities instead of cosines, computed exactly (the int8 stage bounds cosines only)."""
+
+    def __init__(self, gallery: Gallery, fast: bool | None = None, scorer=None) -> None:
+        from .scorer import COSINE
+
+        self.scorer = scorer or COSINE
         self.embedding_size = gallery.embedding_size
         self.ids = [p.id for p in gallery.people]
         self.names = [p.name for p in gallery.people]
@@ -70,7 +76,8 @@ class Matcher:
         self._starts = None if np.all(counts == 1) else np.concatenate([[0], np.cumsum(counts)[:-1]])
         self._k = CANDIDATES + (int(counts.max()) if len(counts) else 0)
         self._fast = None
-        if len(self.ids) >= 2 and len(m) > self._k and (fast or (fast is None and len(m) >= FAST_MIN_ROWS)):
+        if self.scorer.kind == "cosine" and len(self.ids) >= 2 and len(m) > self._k and \
+                (fast or (fast is None and len(m) >= FAST_MIN_ROWS)):
             try:
                 from .int8_scores import Int8Scorer
 
@@ -92,14 +99,14 @@ class Matcher:
         return e / np.maximum(norms, 1e-12)
 
     def person_scores(self, e: np.ndarray) -> np.ndarray:
-        """(N, P) best cosine of each query against each person (always the full float32 product)."""
-        s = self._queries(e) @ self.matrix.T
+        """(N, P) best score of each query against each person (always the full float32 product)."""
+        s = self.scorer.matrix(self._queries(e), self.matrix)
         if self._starts is not None and s.shape[1]:
             s = np.maximum.reduceat(s, self._starts, axis=1)
         return s
 
     def _top2_exact(self, q: np.ndarray):
-        s = q @ self.matrix.T
+        s = self.scorer.matrix(q, self.matrix)
         if self._starts is not None:
             s = np.maximum.reduceat(s, self._starts, axis=1)
         rows = np.arange(len(s))

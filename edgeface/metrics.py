@@ -16,6 +16,8 @@ FARS = (1e-2, 1e-3, 1e-4)
 FPIRS = (1e-2, 1e-3)
 
 
+from .scorer import similarity
+
 def far_key(far: float) -> str:
     """1e-3 -> "1e-3" (the JSON key used in reports)."""
     mantissa, exp = f"{far:.0e}".split("e")
@@ -23,14 +25,14 @@ def far_key(far: float) -> str:
 
 
 def pair_scores(emb: np.ndarray, labels: np.ndarray, max_impostors: int | None = 2_000_000,
-                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                seed: int = 0, scorer=None) -> tuple[np.ndarray, np.ndarray]:
     """All genuine pair scores and the impostor pair scores of a labelled set (i < j).
 
     All impostor pairs are used when there are at most ``max_impostors`` of them; otherwise a uniform random
     sample of that many (seeded), which is documented in the report as ``impostor_pairs``."""
     emb = np.asarray(emb, np.float32)
     labels = np.asarray(labels)
-    sim = emb @ emb.T
+    sim = similarity(emb, emb, scorer)
     iu, ju = np.triu_indices(len(emb), k=1)
     same = labels[iu] == labels[ju]
     genuine = sim[iu[same], ju[same]]
@@ -94,8 +96,8 @@ class VerificationResult:
 
 
 def verification(emb: np.ndarray, labels: np.ndarray, fars=FARS, max_impostors: int | None = 2_000_000,
-                 seed: int = 0) -> tuple[VerificationResult, np.ndarray, np.ndarray]:
-    genuine, impostor = pair_scores(emb, labels, max_impostors, seed)
+                 seed: int = 0, scorer=None) -> tuple[VerificationResult, np.ndarray, np.ndarray]:
+    genuine, impostor = pair_scores(emb, labels, max_impostors, seed, scorer)
     e, t = eer(genuine, impostor)
     return VerificationResult(tar_at_far(genuine, impostor, fars), e, t, len(genuine), len(impostor)), genuine, impostor
 
@@ -139,7 +141,7 @@ def one_shot_split(labels: np.ndarray, enrolled_fraction: float = 0.5, seed: int
 
 
 def open_set(emb: np.ndarray, labels: np.ndarray, gallery_idx, mated_idx, non_mated_idx,
-             fpirs=FPIRS, mated_failures: int = 0, non_mated_failures: int = 0) -> OpenSetResult:
+             fpirs=FPIRS, mated_failures: int = 0, non_mated_failures: int = 0, scorer=None) -> OpenSetResult:
     """One-shot open-set identification.
 
     ``mated_failures`` counts probes of enrolled people that never produced an embedding (no face found):
@@ -151,7 +153,7 @@ def open_set(emb: np.ndarray, labels: np.ndarray, gallery_idx, mated_idx, non_ma
     def top(idx):
         if len(idx) == 0:
             return np.zeros(0), np.zeros(0, labels.dtype)
-        s = emb[idx] @ g_emb.T
+        s = similarity(emb[idx], g_emb, scorer)
         best = np.argmax(s, axis=1)
         return s[np.arange(len(idx)), best], g_lab[best]
     m_score, m_lab = top(mated_idx)

@@ -25,7 +25,7 @@ def path_for(root: str | Path, key: str) -> Path:
 
 def write_bundle(root: str | Path, source: str, spec: InputSpec, embedding_size: int, notes: dict,
                  name: str = "edgeface", align: AlignSpec | None = None, files: dict | None = None,
-                 licence: str | None = None, provenance: dict | None = None) -> Bundle:
+                 licence: str | None = None, provenance: dict | None = None, scorer=None) -> Bundle:
     """Describe (sha256, size) every known model file present in ``root``, save ``edgeface.json``, reload it.
     ``align``, ``files`` (auxiliary files already in ``root``), ``licence`` and ``provenance`` are recorded as given."""
     root = Path(root)
@@ -33,6 +33,6 @@ def write_bundle(root: str | Path, source: str, spec: InputSpec, embedding_size:
               for key, (file, fmt, precision) in FILES.items() if (root / file).is_file()}
     meta = BundleMeta(source=source, name=name, input=spec, embedding_size=int(embedding_size), models=models,
                       notes=notes, align=align, files=dict(files or {}), licence=licence,
-                      provenance=dict(provenance or {}))
+                      provenance=dict(provenance or {}), scorer=scorer)
     Bundle(root, meta).save()
     return Bundle.load(root)

@@ -79,3 +79,22 @@ def checkpoint_alignment(path: str | Path, info: dict, stage: Path):
         shutil.copyfile(src, Path(stage) / src.name)
         files[align.landmark_model] = describe_aux_file(Path(stage), src.name, "landmark model of the checkpoint")
     return align, files, info.get("licence"), dict(info.get("provenance") or {})
+
+
+def checkpoint_scorer(info: dict, choice: str = "auto"):
+    """The logistic unit of a pair-trained checkpoint as a bundle scorer (``choice`` auto/logistic), or None for
+    cosine (``choice`` cosine, or a triplet-trained checkpoint with ``auto``)."""
+    from edgeface.bundle import ScorerSpec
+
+    tc = info.get("train_config") or {}
+    if choice == "cosine" or (choice == "auto" and tc.get("loss") != "pair"):
+        return None
+    if tc.get("loss") != "pair":
+        raise ModelError("--scorer logistic: this checkpoint was not trained with the pair loss; it has no logistic unit")
+    state = info.get("loss_state") or {}
+    try:
+        w = state["classifier.weight"].reshape(-1).tolist()
+        b = float(state["classifier.bias"].reshape(-1)[0])
+    except (KeyError, AttributeError) as exc:
+        raise ModelError(f"the checkpoint's pair loss state lacks its logistic unit ({exc})") from None
+    return ScorerSpec(kind="logistic", form=tc.get("pair_form", "abs"), weight=w, bias=b)

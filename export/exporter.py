@@ -35,6 +35,8 @@ class ExportOptions:
     checkpoint: Path | None = None
     onnx: Path | None = None
     pretrained: str | None = None
+    #: auto: a pair-trained checkpoint's logistic unit scores pairs, else cosine; or force cosine / logistic
+    scorer: str = "auto"
     int8: bool = False
     calib: Path | None = None
     val: Path | None = None
@@ -68,6 +70,7 @@ class _Source:
     files: dict = field(default_factory=dict)
     licence: str | None = None
     provenance: dict = field(default_factory=dict)
+    scorer: object = None  # ScorerSpec | None
 
     def aligner(self, stage: Path):
         """The model's alignment, its landmark model read from the staging bundle."""
@@ -187,7 +190,7 @@ def _source(opts: ExportOptions, stage: Path) -> _Source:
                        pre.licence, pre.provenance)
 
     if opts.checkpoint is not None:
-        from .checkpoint import load_checkpoint, checkpoint_alignment
+        from .checkpoint import checkpoint_alignment, checkpoint_scorer, load_checkpoint
 
         model, info = load_checkpoint(opts.checkpoint)
         spec = InputSpec.model_validate(info.get("input", {}))
@@ -201,7 +204,8 @@ def _source(opts: ExportOptions, stage: Path) -> _Source:
                  "onnx": {"exporter": f"torch.onnx dynamo (torch {torch.__version__})", "opset": onnx_info.opset,
                           "dynamic_batch": onnx_info.dynamic_batch}}
         return _Source("trained", spec, onnx_info.embedding_size, lambda: model, reference,
-                       "pytorch checkpoint", notes, True, val_ids, align, files, licence, provenance)
+                       "pytorch checkpoint", notes, True, val_ids, align, files, licence, provenance,
+                       checkpoint_scorer(info, opts.scorer))
 
     import onnxruntime as ort
 
@@ -305,7 +309,8 @@ def _build(opts: ExportOptions, stage: Path):
     notes["validation"] = {"data": str(opts.val or opts.calib), "rule": split_rule, "faces": len(val_faces),
                            "identities": len(val_faces.identities)}
     bundle = bundle_writer.write_bundle(stage, src.kind, src.spec, src.embedding_size, notes, align=src.align,
-                                        files=src.files, licence=src.licence, provenance=src.provenance)
+                                        files=src.files, licence=src.licence, provenance=src.provenance,
+                                        scorer=src.scorer)
     rep = report.evaluate(stage, src.reference, val_faces.crops, val_faces.labels, src.reference_name,
                           latency_runs=opts.latency_runs, validation=split_rule)
     print(report.table(rep))
@@ -315,5 +320,6 @@ def _build(opts: ExportOptions, stage: Path):
                        for k, r in rep["artefacts"].items()}
     notes["parity"]["degraded"] = bad
     bundle = bundle_writer.write_bundle(stage, src.kind, src.spec, src.embedding_size, notes, align=src.align,
-                                        files=src.files, licence=src.licence, provenance=src.provenance)
+                                        files=src.files, licence=src.licence, provenance=src.provenance,
+                                        scorer=src.scorer)
     return bundle, rep, bad

@@ -306,7 +306,7 @@ class _Start:
     """Where a run starts: from scratch (the MobileFaceNet, ArcFace 112 crops) or a pretrained model with its own
     preprocessing, alignment and landmark model (kept in the run directory for export)."""
 
-    spec: InputSpec = DEFAULT_INPUT
+    spec: InputSpec = field(default_factory=InputSpec)
     aligner: object = None
     model: torch.nn.Module | None = None
     model_config: dict | None = None

@@ -58,7 +58,9 @@ def run(args) -> int:
         raise EdgefaceError(f"{args.data}: no photos")
     cfg = load_config(args.config).quality if args.config else QualityConfig()
     result = embed_photos(photos, detector_from_args(args), embedder, cfg, desc="calibrate")
-    cal = calibrate(result.embeddings, result.labels, args.far, seed=args.seed)
+    from ..scorer import scorer_of
+
+    cal = calibrate(result.embeddings, result.labels, args.far, seed=args.seed, scorer=scorer_of(embedder))
     data = f"{args.data} ({cal.identities} identities, {cal.images} photos, {len(result.rejected)} rejected by quality)"
     report = {"bundle": str(args.bundle), "model": key, "fingerprint": embedder.fingerprint, "data": data,
               "rejected": len(result.rejected), **cal.to_json()}

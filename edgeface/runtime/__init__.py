@@ -23,6 +23,7 @@ def open_embedder(
     """Open the embedder ``model`` (a bundle key such as ``onnx_int8``; default: the bundle's preferred one)
     of a bundle directory or bare ``.onnx`` / ``.tflite`` file."""
     from ..alignment import Aligner
+    from ..scorer import Scorer
 
     bundle = source if isinstance(source, Bundle) else Bundle.load(source)
     key = model or bundle.default_key()
@@ -41,6 +42,7 @@ def open_embedder(
     else:
         raise ModelError(f"unsupported model format {mf.format!r}")
     emb.aligner = Aligner.for_bundle(bundle)
+    emb.scorer = Scorer(bundle.meta.scorer) if bundle.meta.scorer is not None else None
     return emb
 
 

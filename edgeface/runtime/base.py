@@ -26,6 +26,8 @@ class Embedder(ABC):
         self.fingerprint = fingerprint
         #: the alignment the model was made for (:class:`edgeface.alignment.Aligner`); set by ``open_embedder``
         self.aligner = None
+        #: the bundle's pair scorer (:class:`edgeface.scorer.Scorer`); None: cosine
+        self.scorer = None
 
     def embed(self, crops_bgr: np.ndarray, mirror: bool = False) -> np.ndarray:
         """L2-normalised embeddings; with ``mirror``, the normalised mean of each crop's and its mirror image's

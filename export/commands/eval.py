@@ -19,6 +19,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-impostors", type=int, default=2_000_000,
                         help="impostor pairs beyond this are uniformly sampled (seeded)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scorer", choices=("bundle", "cosine"), default="bundle",
+                        help="score pairs with the bundle's scorer (its logistic unit, when it has one) or cosine")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -40,6 +42,8 @@ def run(args) -> int:
     from edgeface.evaluate import evaluate, load_faces, plot_roc_det, split_identities_of, write_report
 
     embedder = open_any_embedder(args.model, args.model_key, args.threads)
+    if args.scorer == "cosine":
+        embedder.scorer = None
     detector = None
     if not is_cache(args.data):
         from edgeface.detect import create_detector

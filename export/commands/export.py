@@ -28,6 +28,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--val", help="validation faces (folder per identity) for the parity report; default: the "
                                       "--calib identities held out from calibration (a checkpoint's own val split)")
     parser.add_argument("--no-tflite", action="store_true", help="ONNX files only")
+    parser.add_argument("--scorer", choices=("auto", "cosine", "logistic"), default="auto",
+                        help="how the bundle scores two faces: a pair-trained checkpoint's logistic unit (auto, "
+                             "logistic) or cosine similarity")
     parser.add_argument("--allow-degraded", action="store_true",
                         help="keep an int8 bundle that fails the parity gate (mean cosine < 0.98 or TAR drop > 2)")
     parser.add_argument("--detector-model", help="YuNet ONNX used to align --calib/--val photos "
@@ -49,7 +52,7 @@ def run(args) -> int:
         raise EdgefaceError(f"--calib-crops {args.calib_crops}: at least {MIN_CALIB_CROPS} are needed")
     opts = ExportOptions(
         out=Path(args.out), checkpoint=Path(args.checkpoint) if args.checkpoint else None,
-        onnx=Path(args.onnx) if args.onnx else None, pretrained=args.pretrained, int8=args.int8,
+        onnx=Path(args.onnx) if args.onnx else None, pretrained=args.pretrained, scorer=args.scorer, int8=args.int8,
         calib=Path(args.calib) if args.calib else None, val=Path(args.val) if args.val else None,
         tflite=not args.no_tflite, allow_degraded=args.allow_degraded,
         detector_model=Path(args.detector_model) if args.detector_model else None,
