@@ -26,6 +26,7 @@ from typing import Union
 import numpy as np
 
 from edgeface.errors import DlibFormatError
+from edgeface.registry import refuse_forbidden
 
 from .serialize import DlibReader
 
@@ -400,6 +401,7 @@ def read_resnet_dat(data: bytes, name: str = "<bytes>") -> ResNetDat:
 def load_resnet_dat(path: str | Path) -> ResNetDat:
     """Read the ResNet ``.dat`` file at ``path`` (see :func:`read_resnet_dat`)."""
     path = Path(path)
+    refuse_forbidden(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
