@@ -172,7 +172,7 @@ class _NetReader:
         self.r = r
 
     def fail(self, where: str, message: str, at: int | None = None):
-        self.r.fail(f"{where}: {message} (not dlib's face-recognition ResNet v1?)", at)
+        self.r.fail(f"{where}: {message}", at)
 
     def check(self, ok: bool, where: str, message: str, at: int) -> None:
         if not ok:
@@ -243,7 +243,8 @@ class _NetReader:
         if version in ("bn_con2", "bn_fc2"):
             self.fail(where, f"a {version} (batch-norm) record stands where the affine layer is; only affine_ is read",
                       start)
-        self.check(version in ("affine_", "affine_2"), where, f"record {version!r}, expected 'affine_2'", start)
+        self.check(version in ("affine_", "affine_2"), where,
+                   f"record {version!r}, expected 'affine_' or 'affine_2'", start)
         t = r.tensor(f"params of {where}")
         gamma_at = r.pos
         gamma = r.alias_tensor(f"gamma of {where}")
@@ -345,7 +346,14 @@ def _channels_in(specs: tuple[Spec, ...]) -> list[int]:
 def read_resnet_dat(data: bytes, name: str = "<bytes>") -> ResNetDat:
     """Parse the bytes of ``dlib_face_recognition_resnet_model_v1.dat``; raise :class:`DlibFormatError` unless
     they are that network, read exactly to the end."""
-    r = DlibReader(data, name)
+    try:
+        return _read(DlibReader(data, name))
+    except DlibFormatError as exc:
+        raise DlibFormatError(f"{exc}: not dlib's face-recognition ResNet v1, or a damaged copy") from None
+
+
+def _read(r: DlibReader) -> ResNetDat:
+    name = r.name
     net = _NetReader(r)
     specs = ANET_TYPE
     net.version_int("loss layer", 1, 1)

@@ -54,9 +54,10 @@ class DlibReader:
     def remaining(self) -> int:
         return len(self.data) - self.pos
 
-    def _take(self, n: int, what: str) -> memoryview:
+    def _take(self, n: int, what: str, start: int | None = None) -> memoryview:
+        """``n`` raw bytes; on truncation the error names ``start`` (the item's first byte; default: here)."""
         if n > self.remaining:
-            self.fail(f"truncated: {what} needs {n} bytes, {self.remaining} left")
+            self.fail(f"truncated: {what} needs {n} bytes, {self.remaining} left", start)
         chunk = self.data[self.pos:self.pos + n]
         self.pos += n
         return chunk
@@ -74,7 +75,7 @@ class DlibReader:
             self.fail(f"bad {what}: control byte 0x{control:02x} says {size} bytes (1..{max_bytes} allowed)", start)
         if negative and not signed:
             self.fail(f"bad {what}: negative sign on an unsigned integer", start)
-        value = int.from_bytes(self._take(size, what), "little")
+        value = int.from_bytes(self._take(size, what, start), "little")
         return -value if negative else value
 
     def int(self, what: str = "integer", max_bytes: int = 8) -> int:
@@ -93,7 +94,7 @@ class DlibReader:
         size = self.uint(f"length of {what}")
         if size > max_len:
             self.fail(f"bad {what}: length {size} > {max_len}", start)
-        return bytes(self._take(size, what)).decode("latin-1")
+        return bytes(self._take(size, what, start)).decode("latin-1")
 
     def expect_string(self, expected: str, what: str = "version tag") -> str:
         """A std::string that must equal ``expected`` (dlib's ``check_serialized_version``)."""
