@@ -17,6 +17,10 @@ class ChecksumError(ModelError):
     """A file's sha256 differs from the one it was promised to have."""
 
 
+class DlibFormatError(ModelError):
+    """A dlib ``.dat`` file is truncated, malformed, or holds another network than the one asked for."""
+
+
 class AlignmentError(EdgefaceError):
     """Landmarks are degenerate (too close, not finite, collinear) and cannot be aligned."""
 

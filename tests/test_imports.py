@@ -19,3 +19,21 @@ def test_core_device_and_cli_parser_do_not_import_torch_or_device_libraries():
     out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"imported at start-up: {out.stdout.strip()}"
+
+
+DLIB_CHECK = """
+import sys
+from edgeface import registry
+registry.dlib_package_models_dir()
+import edgeface.export.dlib.serialize, edgeface.export.dlib.resnet_dat
+numpy_only = [m for m in ("torch", "dlib", "face_recognition_models", "pkg_resources") if m in sys.modules]
+import edgeface.export.dlib.resnet
+never = [m for m in ("dlib", "face_recognition", "face_recognition_models", "pkg_resources") if m in sys.modules]
+print(",".join(numpy_only) + "|" + ",".join(never))
+"""
+
+
+def test_dlib_readers_need_no_torch_and_edgeface_never_imports_dlib_or_its_model_package():
+    out = subprocess.run([sys.executable, "-c", DLIB_CHECK], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "|", f"imported: {out.stdout.strip()}"
