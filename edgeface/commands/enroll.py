@@ -33,7 +33,8 @@ def run(args) -> int:
     from ..enroll import embed_photos
     from ..errors import EdgefaceError
     from ..faceset import scan_identities
-    from ..gallery import Gallery, GalleryEmbeddingSizeError
+    from ..gallery import Gallery
+    from ..gallery_writer import GalleryWriter, check_writable
     from ..runtime import open_embedder
 
     try:
@@ -43,14 +44,11 @@ def run(args) -> int:
     if not photos:
         raise EdgefaceError(f"{args.photos}: no photos (expected Name.jpg or Name/*.jpg)")
     cfg = load_config(args.config).quality if args.config else QualityConfig()
+    check_writable(args.gallery)  # before any slow work
     embedder = open_embedder(Bundle.load(args.bundle), model=args.model, threads=args.threads)
-    if args.gallery.exists():
-        gallery = Gallery.load(args.gallery, expected_fingerprint=embedder.fingerprint)
-        if gallery.embedding_size != embedder.embedding_size:
-            raise GalleryEmbeddingSizeError(f"{args.gallery}: holds {gallery.embedding_size}-d embeddings, "
-                                            f"the model makes {embedder.embedding_size}-d ones")
-    else:
-        gallery = Gallery.new(embedder.fingerprint, embedder.embedding_size)
+    if args.gallery.exists():  # fail early on a gallery of another model; the merge re-reads it under the lock
+        _check_size(Gallery.load(args.gallery, expected_fingerprint=embedder.fingerprint), args.gallery,
+                    embedder.embedding_size)
     detector = detector_from_args(args)
 
     result = embed_photos(photos, detector, embedder, cfg, desc="enroll")
@@ -59,10 +57,15 @@ def run(args) -> int:
     people: dict[str, list[int]] = {}
     for i, photo in enumerate(result.accepted):
         people.setdefault(photo.identity, []).append(i)
-    for name, rows in people.items():
-        gallery.add(name, result.embeddings[rows])
-    if people:
-        gallery.save(args.gallery)
+    # the slow part is done: lock, re-read the current gallery, merge, write (a removal made meanwhile stays)
+    writer = GalleryWriter.open(args.gallery, expected_fingerprint=embedder.fingerprint,
+                                create=(embedder.fingerprint, embedder.embedding_size))
+    with writer as gallery:
+        _check_size(gallery, args.gallery, embedder.embedding_size)
+        for name, rows in people.items():
+            gallery.add(name, result.embeddings[rows])
+        if not people:
+            writer.discard()
     missing = sorted({p.identity for p, _ in result.rejected} - set(people))
     print(f"enrolled {len(result.accepted)} photo(s) of {len(people)} person(s) into {args.gallery} "
           f"({len(gallery)} enrolled, model {embedder.key} {embedder.fingerprint[:12]}); "
@@ -70,3 +73,11 @@ def run(args) -> int:
     if missing:
         print(f"NOT ENROLLED (every photo rejected): {', '.join(missing)}")
     return 0 if args.skip_rejected or not result.rejected else 1
+
+
+def _check_size(gallery, path, size: int) -> None:
+    from ..gallery import GalleryEmbeddingSizeError
+
+    if gallery.embedding_size != size:
+        raise GalleryEmbeddingSizeError(f"{path}: holds {gallery.embedding_size}-d embeddings, "
+                                        f"the model makes {size}-d ones")
