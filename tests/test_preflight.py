@@ -126,7 +126,8 @@ def test_every_edgeface_json_field_tampered_in_turn_is_refused(setup, capsys):
             assert "integrity sha256" in str(exc)
             refused += 1
     meta.write_text(pristine)
-    print(f"\nedgeface.json tampering: {refused} of {len(paths)} edits refused")
+    with capsys.disabled():
+        print(f"\nedgeface.json tampering: {refused} of {len(paths)} edits refused")
     assert refused == len(paths) and len(paths) > 20
     # the threshold edit from the issue, through the gate's pre-flight: 78, never a gate on threshold -1
     edited = json.loads(pristine)
@@ -165,3 +166,21 @@ def test_a_degraded_model_needs_acknowledgement(setup, capsys):
     assert main(["info", str(setup.bundle)]) == 0
     out = capsys.readouterr().out
     assert "default model: onnx_fp32" in out and "DEGRADED" in out and "threshold[onnx_fp32] = 0.4200" in out
+
+
+@pytest.mark.slow
+def test_calibrate_stores_far_points_that_tell_the_far_of_a_lower_threshold(tmp_path, reference_onnx, orl_dir,
+                                                                          yunet_path, capsys):
+    from edgeface.thresholds import far_at
+
+    bundle = make_bundle(tmp_path / "b", reference_onnx, None)
+    assert main(["calibrate", "--bundle", str(bundle), "--data", str(orl_dir), "--far", "1e-3",
+                 "--max-identities", "16", "--per-identity", "5", "--detector-model", str(yunet_path)]) == 0
+    cap = capsys.readouterr()
+    assert "WARNING: expected TAR" not in cap.err  # the reference model on ORL is far from useless
+    cal = Bundle.load(bundle).threshold("onnx_fp32")
+    fars = [f for _, f in cal.points]
+    assert len(cal.points) >= 4 and fars == sorted(fars, reverse=True)
+    assert far_at(cal, cal.value) == "FAR at most 0.001"
+    lower = far_at(cal, cal.points[0][0])  # the loosest stored point: FAR about 0.1
+    assert lower.startswith("FAR about") or lower.startswith("FAR between"), lower
