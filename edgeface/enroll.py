@@ -17,10 +17,11 @@ from .align import align_face
 from .config import QualityConfig
 from .errors import AlignmentError
 from .faces import Detections, Face, largest_face
-from .faceset import Photo, read_image
+from .faceset import Photo
 from .quality import QualityReport, assess
 
 UNREADABLE = "unreadable"
+CORRUPT = "corrupt"
 ALIGNMENT_FAILED = "alignment_failed"
 
 
@@ -70,13 +71,16 @@ class EmbeddedPhotos:
 
 
 def embed_photos(photos: list[Photo], detector, embedder, cfg: QualityConfig, desc: str = "photos",
-                 progress: bool = True, batch: int = 32, mirror: bool = False) -> EmbeddedPhotos:
+                 progress: bool = True, batch: int = 32, mirror: bool = False, on_reject=None) -> EmbeddedPhotos:
     """Check and embed each photo (tqdm progress on stderr) with the embedder's own alignment. Rejected photos
-    are listed, not dropped. ``mirror``: each embedding is the normalised mean of the photo's and its mirror
-    image's (what enrollment stores)."""
+    are listed, not dropped (and passed to ``on_reject(photo, report)`` as they happen). Photos are decoded
+    strictly (:func:`edgeface.enroll_photos.read_photo_strict`): a truncated or damaged file is rejected as
+    ``corrupt``. ``mirror``: each embedding is the normalised mean of the photo's and its mirror image's (what
+    enrollment stores)."""
     from tqdm import tqdm
 
     from .alignment import aligner_of
+    from .enroll_photos import CorruptImageError, read_photo_strict
 
     aligner = aligner_of(embedder)
     size = aligner.size
@@ -84,9 +88,16 @@ def embed_photos(photos: list[Photo], detector, embedder, cfg: QualityConfig, de
     crops: list[np.ndarray] = []
     parts: list[np.ndarray] = []
     for photo in tqdm(photos, desc=desc, unit="photo", disable=not progress, leave=False):
-        check = check_photo(detector, read_image(Path(photo.path)), cfg, size, aligner)
+        try:
+            image = read_photo_strict(Path(photo.path))
+        except CorruptImageError as exc:
+            check = FaceCheck(QualityReport(False, [str(exc)], {}, [CORRUPT]))
+        else:
+            check = check_photo(detector, image, cfg, size, aligner)
         if not check.ok:
             out.rejected.append((photo, check.report))
+            if on_reject is not None:
+                on_reject(photo, check.report)
             continue
         out.accepted.append(photo)
         crops.append(check.crop)
