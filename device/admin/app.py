@@ -141,7 +141,7 @@ def create_app(cfg: GateConfig, *, secure_cookies: bool = True, hsts: bool = Fal
     from . import pages_events, pages_login, pages_people
 
     a = cfg.admin
-    templates = Jinja2Templates(directory=str(HERE / "templates"), autoescape=True)
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
     admin = AdminState(
         cfg=cfg, accounts=Accounts(a.accounts), sessions=Sessions(a.session_lifetime_s),
         limiter=LoginLimiter(a.max_failed_logins, a.login_window_s), enroller=Enroller(cfg, detector),
