@@ -140,7 +140,7 @@ def test_uploads_that_cannot_be_used_get_a_clear_message(c, door):
 def test_enroll_a_real_face_then_remove_it_and_its_embeddings_leave_the_file(c, door):
     r = _upload(c, "Newcomer", photo(door["orl"], "s3", 0).read_bytes())
     assert r.status_code == 200 and "passed every quality check" in r.text, r.text
-    assert "does not look like anybody" in r.text
+    assert "Identity checks passed" in r.text
     assert Gallery.load(door["gallery"]).find("Newcomer") is None  # nothing is saved before "save"
     token = csrf_of(r.text)
     pending = r.text.split('name="token" value="')[1].split('"')[0]
@@ -150,9 +150,17 @@ def test_enroll_a_real_face_then_remove_it_and_its_embeddings_leave_the_file(c, 
     person = g.find("Newcomer")
     assert person is not None and len(person.embeddings) == 1
     assert "Newcomer" in c.get("/people").text
-    # the same photo again: the page shows it looks like the person already enrolled
-    r = _upload(c, "Someone Else", photo(door["orl"], "s3", 0).read_bytes())
-    assert "looks like someone already enrolled" in r.text and "Newcomer" in r.text
+    # the same face under another name: the safety checks refuse it, and saving it is refused unless overridden
+    r = _upload(c, "Someone Else", photo(door["orl"], "s3", 1).read_bytes())
+    assert "Refused by the identity checks" in r.text and "the same face under two names" in r.text
+    assert "Newcomer" in r.text and 'id="allow"' in r.text
+    pending = r.text.split('name="token" value="')[1].split('"')[0]
+    r = c.post("/people/save", data={"csrf": token, "token": pending})
+    assert r.status_code == 409 and "Not saved" in r.text
+    assert Gallery.load(door["gallery"]).find("Someone Else") is None
+    # the very same photo again for the same person: already enrolled, nothing to save
+    r = _upload(c, "Newcomer", photo(door["orl"], "s3", 0).read_bytes())
+    assert "already enrolled" in r.text and 'id="save"' not in r.text
 
     page = c.get(f"/people/{person.id}/remove")
     assert "Remove Newcomer?" in page.text

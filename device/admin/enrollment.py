@@ -1,6 +1,7 @@
 """Checking one photo for enrollment, in memory: decode, the core :func:`edgeface.enroll.check_photo` (the same
-detector, alignment and quality gates as ``edgeface enroll`` and the door), embed, and compare with the people
-already enrolled (the same matcher and threshold as the door).
+detector, alignment and quality gates as ``edgeface enroll`` and the door), embed, and the identity checks of
+:func:`edgeface.enroll_checks.check_person` (already enrolled; one face under two names; one name, several
+people) at the same threshold as ``edgeface enroll``.
 
 The photo's bytes are decoded in memory and dropped; only the embedding is kept until the admin saves it.
 """
@@ -36,6 +37,7 @@ class Verdict:
     embedding: np.ndarray | None = None
     similar: list[tuple[str, float]] = field(default_factory=list)  # enrolled people this face matches: (name, score)
     threshold: float | None = None
+    identity: object = None  # the PersonCheck of edgeface.enroll_checks
 
 
 def decode_image(data: bytes) -> np.ndarray | None:
@@ -63,11 +65,11 @@ class Enroller:
                 from edgeface.bundle import Bundle
                 from edgeface.runtime import open_embedder
 
-                from ..pipeline import resolve_threshold
+                from edgeface.enroll_checks import similarity_threshold
 
                 bundle = Bundle.load(self.cfg.model.bundle)
                 key = self.cfg.model.key or bundle.default_key()
-                self._threshold = resolve_threshold(bundle, key, self.cfg.policy.threshold)[0]
+                self._threshold = similarity_threshold(bundle, key, self.cfg.policy.threshold)[0]
                 self._embedder = open_embedder(bundle, model=key, threads=self.cfg.model.threads,
                                                providers=self.cfg.model.providers)
             if self._detector is None:
@@ -86,7 +88,18 @@ class Enroller:
     def embedding_size(self) -> int:
         return int(self._load()[1].embedding_size)
 
-    def check(self, image: np.ndarray | None, gallery: Gallery | None) -> Verdict:
+    @property
+    def threshold(self) -> float:
+        self._load()
+        return self._threshold
+
+    def identity(self, gallery: Gallery, name: str, embedding: np.ndarray, allow_similar: bool = False):
+        """The safety checks of ``edgeface enroll`` for one new photo of ``name``."""
+        from edgeface.enroll_checks import check_person
+
+        return check_person(gallery, name, embedding[None], ["this photo"], self.threshold, allow_similar)
+
+    def check(self, image: np.ndarray | None, gallery: Gallery | None, name: str = "") -> Verdict:
         from edgeface.enroll import check_photo
         from edgeface.match import Matcher
 
@@ -101,4 +114,5 @@ class Enroller:
             scores = Matcher(gallery).person_scores(emb[None])[0]
             similar = sorted(((p.name, float(s)) for p, s in zip(gallery.people, scores) if s >= self._threshold),
                              key=lambda x: -x[1])
-        return Verdict(True, [], [], emb, similar, self._threshold)
+        identity = self.identity(gallery or Gallery.new(embedder.fingerprint, embedder.embedding_size), name, emb)
+        return Verdict(True, [], [], emb, similar, self._threshold, identity)

@@ -21,6 +21,10 @@ from .store import change_gallery, read_gallery
 PENDING_S = 600  # a checked photo waits this long for "save"
 
 
+class EnrollRefused(EdgefaceError):
+    """The identity checks refused the photo when it was saved."""
+
+
 def _gallery_or_none(s):
     try:
         return read_gallery(s.cfg.model.gallery)
@@ -78,7 +82,7 @@ async def _check_and_show(request, name: str, image, photo: bytes | None, source
         return _refuse(request, name, "Give the person a name.", 400)
     try:
         gallery = _gallery_or_none(s)
-        verdict = await run_in_threadpool(s.enroller.check, image, gallery)
+        verdict = await run_in_threadpool(s.enroller.check, image, gallery, name)
     except (EdgefaceError, OSError) as exc:
         return _refuse(request, name, f"Cannot check the photo: {exc}", 500)
     token = ""
@@ -178,11 +182,20 @@ async def save(request):
     if item is None or item["expires"] < time.monotonic():
         return _refuse(request, "", "That check has expired: add the photo again.", 410)
     enroller = s.enroller
+    allow = form.get("allow_similar") == "yes"
+
+    def add(gallery):  # under the gallery's lock, on the file as it is now: the checks again, then the change
+        check = enroller.identity(gallery, item["name"], item["embedding"], allow)
+        if check.refusal:
+            raise EnrollRefused(check.refusal)
+        if check.duplicates:
+            raise EnrollRefused(f"this photo of {item['name']} is already enrolled")
+        return gallery.add(item["name"], item["embedding"][None])
+
     try:
-        person = await run_in_threadpool(
-            change_gallery, s.cfg.model.gallery, lambda g: g.add(item["name"], item["embedding"][None]),
-            fingerprint=enroller.fingerprint, embedding_size=enroller.embedding_size)
-    except GalleryError as exc:
+        person = await run_in_threadpool(change_gallery, s.cfg.model.gallery, add,
+                                         fingerprint=enroller.fingerprint, embedding_size=enroller.embedding_size)
+    except (GalleryError, EnrollRefused) as exc:
         return _refuse(request, item["name"], f"Not saved: {exc}", 409)
     if item["photo"] is not None:
         _keep_photo(s, person, item["photo"])
