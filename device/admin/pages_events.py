@@ -104,24 +104,24 @@ def status_facts(s) -> dict:
     run = db.last(("started", "stopping"))
     cam = db.last(("started", "stopping", "camera_lost", "camera_reacquired"))
     facts["gate"] = ("never ran" if run is None else
-                     f"running since {run['time'][:19]} UTC ({_age(run['time'])[:-4]})" if run["kind"] == "started"
-                     else f"stopped at {run['time'][:19]} UTC ({run['detail'] or ''})")
+                     f"running since {run['time'][:19].replace('T', ' ')} UTC ({_age(run['time'])[:-4]})" if run["kind"] == "started"
+                     else f"stopped at {run['time'][:19].replace('T', ' ')} UTC ({run['detail'] or ''})")
     facts["camera"] = ("unknown" if cam is None else "lost" if cam["kind"] == "camera_lost" else
                        "ok" if cam["kind"] in ("started", "camera_reacquired") else "not running")
     last = db.last(tuple(k for k in ("started", "stopping", "granted", "denied", "unknown", "unlock", "lockout",
                                      "camera_lost", "camera_reacquired", "reloaded", "reload_failed", "error")))
-    facts["last_event"] = f"{last['kind']} at {last['time'][:19]} UTC ({_age(last['time'])})" if last else "none"
+    facts["last_event"] = f"{last['kind']} at {last['time'][:19].replace('T', ' ')} UTC ({_age(last['time'])})" if last else "none"
     decision = db.last(DECISIONS)
     facts["last_decision"] = (f"{decision['kind']} {decision['person'] or ''} "
                               f"{'' if decision['score'] is None else format(decision['score'], '.3f')} at "
-                              f"{decision['time'][:19]} UTC ({_age(decision['time'])})") if decision else "none yet"
+                              f"{decision['time'][:19].replace('T', ' ')} UTC ({_age(decision['time'])})") if decision else "none yet"
     unlock = db.last(("unlock",))
     open_now = False
     if unlock and unlock["duration_s"]:
         end = datetime.fromisoformat(unlock["time"]).timestamp() + unlock["duration_s"]
         open_now = time.time() < end
     facts["relay"] = ("UNLOCKED (a pulse is running)" if open_now else "locked (off)") + (
-        f"; last unlock {unlock['person'] or ''} at {unlock['time'][:19]} UTC" if unlock else "")
+        f"; last unlock {unlock['person'] or ''} at {unlock['time'][:19].replace('T', ' ')} UTC" if unlock else "")
     facts["audit_problem"] = db.problem
     try:
         g = Gallery.load(s.cfg.model.gallery)
