@@ -51,12 +51,14 @@ GALLERY_CHECK_S = 1.0
 
 
 def file_version(path) -> tuple | None:
-    """(inode, mtime, size) of a file, None when it cannot be stat'ed; an atomic replace changes the inode."""
+    """(device, inode) of a file, None when it cannot be stat'ed. Every gallery writer replaces the file
+    atomically, which gives it a new inode; an in-place edit (which a reader could catch half-written) does not
+    count as a new version: SIGHUP reloads after one."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
+    return (st.st_dev, st.st_ino)
 
 
 class NullAudit:
@@ -260,6 +262,7 @@ class Gate:
         if not self._reload_requested.is_set():
             return
         self._reload_requested.clear()
+        self._gallery_version = file_version(self.runtime.config.model.gallery)  # this version is being tried
         if ready:
             self.notifier.reloading()
         t = self._t()

@@ -1,8 +1,9 @@
-"""The running gate notices a new gallery file (an admin page or ``edgeface people`` wrote it) and reloads it,
-without a SIGHUP; a damaged new file is refused once and the last good gallery stays."""
+"""The running gate notices a new gallery file (an admin page or ``edgeface people`` replaced it atomically) and
+reloads it without a SIGHUP; a damaged new file is refused once and the last good gallery stays."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 import cv2
@@ -39,7 +40,9 @@ def test_gate_reloads_a_new_gallery_version_and_keeps_the_old_on_a_bad_one(tmp_p
         assert wait_for(lambda: any(e.kind == "reloaded" for e in gate.events), 15)
         assert [p.name for p in gate.runtime.gallery.people] == ["s1"]
 
-        gallery.write_bytes(gallery.read_bytes()[:-5])  # a damaged copy: refused, the last good one kept
+        damaged = tmp_path / "damaged.gallery"  # a damaged copy moved into place: refused, the last good one kept
+        damaged.write_bytes(gallery.read_bytes()[:-5])
+        os.replace(damaged, gallery)
         assert wait_for(lambda: any(e.kind == "reload_failed" for e in gate.events), 15)
         assert [p.name for p in gate.runtime.gallery.people] == ["s1"]
         failed = [e for e in gate.events if e.kind == "reload_failed"]
