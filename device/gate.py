@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -45,6 +46,19 @@ EX_FAILURE = 1
 MAX_CONSECUTIVE_ERRORS = 20
 #: how often STATUS= is refreshed without a new event
 STATUS_EVERY_S = 5.0
+#: how often the gallery file is looked at: a new version (admin page, ``edgeface people``) reloads like SIGHUP
+GALLERY_CHECK_S = 1.0
+
+
+def file_version(path) -> tuple | None:
+    """(device, inode) of a file, None when it cannot be stat'ed. Every gallery writer replaces the file
+    atomically, which gives it a new inode; an in-place edit (which a reader could catch half-written) does not
+    count as a new version: SIGHUP reloads after one."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 class NullAudit:
@@ -106,6 +120,8 @@ class Gate:
         self._rate: deque[float] = deque(maxlen=64)
         self._last_event: Event | None = None
         self._errors_in_row = 0
+        self._gallery_version = file_version(runtime.config.model.gallery)
+        self._gallery_checked = clock()
 
     # -- control (thread- and signal-safe) ------------------------------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -166,6 +182,7 @@ class Gate:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self._watch_gallery()
             self._check_reload(ready=True)
             frame = self._read()
             if frame is not None:
@@ -245,6 +262,7 @@ class Gate:
         if not self._reload_requested.is_set():
             return
         self._reload_requested.clear()
+        self._gallery_version = file_version(self.runtime.config.model.gallery)  # this version is being tried
         if ready:
             self.notifier.reloading()
         t = self._t()
@@ -261,6 +279,18 @@ class Gate:
             self._emit("reloaded", t, detail=new.describe())
         if ready:
             self.notifier.ready(self._status_text())
+
+    def _watch_gallery(self) -> None:
+        """Request a reload when the gallery file is another version than the last one seen (once per version:
+        a bad new file logs one reload_failed and the gate keeps the last good gallery)."""
+        now = self.clock()
+        if self.reload_fn is None or now - self._gallery_checked < GALLERY_CHECK_S:
+            return
+        self._gallery_checked = now
+        version = file_version(self.runtime.config.model.gallery)
+        if version is not None and version != self._gallery_version:
+            self._gallery_version = version
+            self.request_reload()
 
     def _apply(self, new: Runtime) -> None:
         old = self.runtime.config

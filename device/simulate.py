@@ -50,7 +50,7 @@ class Replay:
 def simulation_config(source: str | Path, bundle: str | Path | None = None, gallery: str | Path | None = None,
                       config: str | Path | GateConfig | None = None, model: str | None = None) -> GateConfig:
     """A GateConfig for a simulation: ``config`` (a file or object) if given, else defaults; the source, bundle,
-    gallery and model key given here win; the relay is always the mock one and the audit log is not written."""
+    gallery and model key given here win; the relay is always the mock one and the audit log is not written (unless ``audit=`` is given to the run)."""
     if config is None:
         if bundle is None or gallery is None:
             from edgeface.errors import ConfigError
@@ -71,12 +71,12 @@ def simulation_config(source: str | Path, bundle: str | Path | None = None, gall
 
 def build_simulation(cfg: GateConfig, *, threshold: float | None = None, realtime: bool = False,
                      json_out: TextIO | None = sys.stdout, log_out: TextIO | None = None, pin_factory=None,
-                     detector=None) -> Gate:
+                     detector=None, audit=None) -> Gate:
     relay = open_relay(cfg.relay, pin_factory=pin_factory)
     try:
         limit_threads(cfg.model.threads)
         runtime = load_runtime(cfg, detector=detector, threshold=threshold, simulated=True)
-        gate = Gate(runtime, None, relay, json_out=json_out, log_out=log_out, simulated=not realtime,
+        gate = Gate(runtime, None, relay, audit=audit, json_out=json_out, log_out=log_out, simulated=not realtime,
                     finish_pulse_at_end=True)
         gate.camera = Replay(open_camera(cfg.camera.source, cfg.camera, realtime=realtime))
         return gate

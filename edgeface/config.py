@@ -96,6 +96,28 @@ class AuditConfig(Section):
     faces_dir: Path | None = Field(None, description="where saved face crops go (default: next to the database)")
 
 
+class AdminConfig(Section):
+    """The door's local admin web page (``edgeface admin``)."""
+
+    accounts: Path = Field(Path("/var/lib/edgeface-admin/accounts.json"), description="admin accounts file (argon2 hashes, mode 0600; edgeface admin add-user)")
+    log: Path = Field(Path("/var/lib/edgeface-admin/admin.db"), description="SQLite log of admin actions (logins, logouts, changes to people, relay tests)")
+    tls_cert: Path | None = Field(None, description="TLS certificate (PEM); required to listen on an address other than localhost")
+    tls_key: Path | None = Field(None, description="TLS private key (PEM) of tls_cert")
+    session_lifetime_s: float = Field(3600.0, gt=0, le=7 * 86400, description="a login expires after this many seconds")
+    max_failed_logins: int = Field(5, ge=1, description="this many failed logins of one user from one address...")
+    login_window_s: float = Field(300.0, gt=0, description="...within this window lock that user out from that address for the rest of it")
+    upload_max_bytes: int = Field(8 << 20, ge=1024, description="largest photo upload accepted (bytes)")
+    save_faces: bool = Field(False, description="keep uploaded enrollment photos (privacy: off; photos are processed in memory)")
+    photos_dir: Path | None = Field(None, description="where kept enrollment photos go when save_faces is on (default: next to accounts)")
+    relay_test_s: float = Field(1.0, gt=0, le=HARD_MAX_PULSE_S, description="how long the relay test button unlocks the door")
+
+    @model_validator(mode="after")
+    def _tls_pair(self):
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both or neither")
+        return self
+
+
 class GateConfig(Section):
     model: ModelConfig
     camera: CameraConfig
@@ -104,6 +126,7 @@ class GateConfig(Section):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     relay: RelayConfig = Field(default_factory=RelayConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    admin: AdminConfig = Field(default_factory=AdminConfig)
 
 
 _TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")

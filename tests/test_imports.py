@@ -38,3 +38,21 @@ def test_dlib_readers_need_no_torch_and_edgeface_never_imports_dlib_or_its_model
     out = subprocess.run([sys.executable, "-c", DLIB_CHECK], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "|", f"imported: {out.stdout.strip()}"
+
+
+ADMIN = """
+import sys
+from edgeface.cli import build_parser
+build_parser()
+early = [m for m in ("starlette", "uvicorn", "argon2", "jinja2") if m in sys.modules]
+import edgeface.device.admin.app, edgeface.device.admin.pages_people, edgeface.device.admin.pages_events
+import edgeface.device.admin.pages_login, edgeface.device.admin.accounts, edgeface.device.admin.store
+heavy = [m for m in ("torch", "gpiozero", "picamera2", "lgpio", "Jetson", "litert_torch", "tensorflow") if m in sys.modules]
+print(",".join(early) + "|" + ",".join(heavy))
+"""
+
+
+def test_admin_page_never_imports_torch_and_the_cli_parser_not_the_web_stack():
+    out = subprocess.run([sys.executable, "-c", ADMIN], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "|", f"(parser imported | admin imported): {out.stdout.strip()}"

@@ -184,3 +184,42 @@ def test_documented_drop_ins_verify(tmp_path, index):
         "Environment=", "Environ="))
     with pytest.raises(AssertionError, match="Unknown key"):
         assert_verifies(runnable(UNIT.read_text()), tmp_path)
+
+
+ADMIN_UNIT = ROOT / "systemd" / "edgeface-admin.service"
+#: keys whose values the admin unit must share with the gate's: the hardening and the device policy
+HARDENING = ("ProtectSystem", "ProtectHome", "PrivateTmp", "NoNewPrivileges", "ProtectKernelTunables",
+             "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups", "ProtectClock", "ProtectHostname",
+             "ProtectProc", "PrivateMounts", "RestrictNamespaces", "RestrictRealtime", "RestrictSUIDSGID",
+             "LockPersonality", "RemoveIPC", "CapabilityBoundingSet", "AmbientCapabilities",
+             "SystemCallArchitectures", "SystemCallFilter", "SystemCallErrorNumber", "RestrictAddressFamilies",
+             "DevicePolicy", "DeviceAllow", "UMask")
+
+
+@needs_analyze
+def test_admin_unit_verifies_with_nothing_on_stderr(tmp_path):
+    text = ADMIN_UNIT.read_text().replace("ExecStart=/usr/local/bin/edgeface ",
+                                          f"ExecStart={' '.join(find_executable())} ")
+    path = tmp_path / ADMIN_UNIT.name
+    path.write_text(text)
+    result = subprocess.run([SYSTEMD_ANALYZE, "verify", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    bad = tmp_path / "bad" / ADMIN_UNIT.name
+    bad.parent.mkdir()
+    bad.write_text(text.replace("\nProtectClock=", "\nProtectClocks="))
+    result = subprocess.run([SYSTEMD_ANALYZE, "verify", str(bad)], capture_output=True, text=True, timeout=60)
+    assert "ProtectClocks" in result.stderr
+
+
+def test_admin_unit_has_the_gates_hardening_its_own_user_and_the_right_paths():
+    gate, admin = UNIT.read_text(), ADMIN_UNIT.read_text()
+    for key in HARDENING:
+        assert values(admin, "Service", key) == values(gate, "Service", key), f"[Service] {key}="
+    assert values(admin, "Service", "User") == ["edgeface-admin"]
+    assert values(admin, "Service", "User") != values(gate, "Service", "User")
+    assert "edgeface" in values(admin, "Service", "SupplementaryGroups")[0].split()
+    assert values(admin, "Service", "ExecStart") == ["/usr/local/bin/edgeface admin --config /etc/edgeface/gate.toml"]
+    assert values(admin, "Service", "ReadWritePaths") == ["/var/lib/edgeface"]  # the gallery
+    assert values(admin, "Service", "ReadOnlyPaths") == ["-/var/lib/edgeface/audit.db"]
+    assert values(admin, "Service", "StateDirectory") == ["edgeface-admin"]
+    assert values(admin, "Service", "RestartPreventExitStatus") == ["78"]

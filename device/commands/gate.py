@@ -26,6 +26,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", metavar="KEY", help="model of the bundle to run (onnx_fp32, onnx_int8, ...; simulation)")
     parser.add_argument("--threshold", type=float, metavar="COS",
                         help="cosine threshold for the simulation (default: the config's, else the bundle's calibrated one)")
+    parser.add_argument("--audit-db", metavar="DB",
+                        help="simulation: also record the events in this SQLite audit database, as the daemon does")
     parser.add_argument("--realtime", action="store_true",
                         help="simulation: pace the replay at its frame rate on the real clock (default: video time, as fast as possible)")
 
@@ -39,14 +41,19 @@ def run(args) -> int:
         from edgeface.device.simulate import run_simulation, simulation_config
 
         cfg = simulation_config(args.simulate, args.bundle, args.gallery, args.config, args.model)
+        audit = None
+        if args.audit_db:
+            from edgeface.device.audit import AuditLog
+
+            audit = AuditLog(args.audit_db)
         gate = run_simulation(cfg, threshold=args.threshold, realtime=args.realtime, json_out=sys.stdout,
-                              log_out=None)
+                              log_out=None, audit=audit)
         return gate.exit_code
     if args.config is None:
         raise ConfigError("edgeface gate needs --config FILE (or --simulate VIDEO_OR_DIR --bundle B --gallery G)")
-    for flag in ("bundle", "gallery", "model", "threshold"):
+    for flag in ("bundle", "gallery", "model", "threshold", "audit_db"):
         if getattr(args, flag) is not None:
-            raise ConfigError(f"--{flag} is for --simulate; the daemon takes everything from --config")
+            raise ConfigError(f"--{flag.replace('_', '-')} is for --simulate; the daemon takes everything from --config")
     if args.realtime:
         raise ConfigError("--realtime is for --simulate")
     from edgeface.device.daemon import run_daemon
