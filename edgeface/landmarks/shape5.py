@@ -33,20 +33,6 @@ PARTS = 5
 _ARRAYS = ("initial_shape", "split_idx1", "split_idx2", "split_thresh", "leaf_values", "anchor_idx", "deltas")
 
 
-def dlib_intensity(image: np.ndarray) -> np.ndarray:
-    """dlib's grey level of a BGR/RGB (H, W, 3) or grey (H, W) uint8 image: ``(r + g + b) // 3``."""
-    img = np.asarray(image)
-    if img.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got {img.dtype}")
-    if img.ndim == 2:
-        return img
-    if img.ndim == 3 and img.shape[2] == 1:
-        return img[:, :, 0]
-    if img.ndim == 3 and img.shape[2] == 3:
-        return (img.sum(axis=2, dtype=np.uint16) // 3).astype(np.uint8)
-    raise ValueError(f"expected a grey (H, W) or colour (H, W, 3) image, got shape {img.shape}")
-
-
 def _boxes(boxes) -> np.ndarray:
     b = np.asarray(boxes)
     if b.ndim == 1:
@@ -79,6 +65,7 @@ class ShapePredictor5:
         self.leaf_values = np.ascontiguousarray(leaf_values, np.float32)
         self.anchor_idx = np.ascontiguousarray(anchor_idx, np.intp)
         self.deltas = np.ascontiguousarray(deltas, np.float32)
+        self._dx, self._dy = np.ascontiguousarray(self.deltas[:, :, 0]), np.ascontiguousarray(self.deltas[:, :, 1])
         self.split_idx1 = np.ascontiguousarray(split_idx1, np.intp)
         self.split_idx2 = np.ascontiguousarray(split_idx2, np.intp)
         self.source_sha256 = source_sha256
@@ -94,8 +81,9 @@ class ShapePredictor5:
         self._idx2_flat = self.split_idx2.reshape(c, t * s)
         # the initial shape's centred coordinates and spread, for the per-cascade similarity fit (float64)
         init = self.initial_shape.astype(np.float64)
-        self._init_c = init - init.mean(axis=0)
-        self._init_ss = float((self._init_c**2).sum())
+        f = init - init.mean(axis=0)
+        f_perp = np.stack([-f[:, 1], f[:, 0]], axis=1)
+        self._fit_weights = np.stack([f.reshape(-1), f_perp.reshape(-1)], axis=1) / float((f**2).sum())
 
     # ------------------------------------------------------------------ loading
 
@@ -132,53 +120,70 @@ class ShapePredictor5:
 
     def predict_many(self, image: np.ndarray, boxes) -> np.ndarray:
         """(N, 5, 2) float32 for N boxes in one image (BGR/RGB or grey uint8)."""
-        grey = dlib_intensity(image)
+        image = np.asarray(image)
+        pixels = _pixels(image)
+        h, w = image.shape[:2]
         b = _boxes(boxes)
         n = len(b)
         if n == 0:
             return np.zeros((0, PARTS, 2), np.float32)
-        h, w = grey.shape
-        flat = grey.reshape(-1)
+        # box-relative -> image: x = left + (right - left) * u, y = top + (bottom - top) * v, per face, float64
         left, top = b[:, 0:1].astype(np.float64), b[:, 1:2].astype(np.float64)
-        sx = (b[:, 2:3] - b[:, 0:1]).astype(np.float64)
-        sy = (b[:, 3:4] - b[:, 1:2]).astype(np.float64)
-        shape = np.broadcast_to(self.initial_shape.reshape(1, 2 * PARTS), (n, 2 * PARTS)).copy()
-        rows = np.arange(n)[:, None]
+        sx, sy = (b[:, 2:3] - b[:, 0:1]).astype(np.float64), (b[:, 3:4] - b[:, 1:2]).astype(np.float64)
+        shape = np.repeat(self.initial_shape.reshape(1, 2 * PARTS), n, axis=0)  # (N, 2P) float32, x0 y0 x1 ...
+        walk = np.empty((n, self.trees + 1, 2 * PARTS), np.float32)
+        face_s = (np.arange(n, dtype=np.intp) * (self.trees * self.splits))[:, None] + self._tree_s
         for c in range(self.cascades):
-            m = self._fit_from_initial(shape.reshape(n, PARTS, 2))  # (N, 2, 2) float32
-            d = self.deltas[c]  # (F, 2)
-            anchor = shape.reshape(n, PARTS, 2)[:, self.anchor_idx[c]]  # (N, F, 2)
-            px = (m[:, 0:1, 0] * d[None, :, 0] + m[:, 0:1, 1] * d[None, :, 1]) + anchor[:, :, 0]
-            py = (m[:, 1:2, 0] * d[None, :, 0] + m[:, 1:2, 1] * d[None, :, 1]) + anchor[:, :, 1]
-            x = np.floor(left + sx * px.astype(np.float64) + 0.5)
-            y = np.floor(top + sy * py.astype(np.float64) + 0.5)
-            inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
-            at = np.where(inside, y * w + x, 0).astype(np.intp)
-            feats = np.where(inside, flat[at], 0).astype(np.float32)  # (N, F)
-            goes_left = (feats[:, self._idx1_flat[c]] - feats[:, self._idx2_flat[c]]) > self._thresh_flat[c]
+            m = self._fit_from_initial(shape)  # (N, 2, 2) float32
+            dx, dy, anchor = self._dx[c], self._dy[c], self.anchor_idx[c]
+            # float32(M @ delta) + anchor point, operation by operation as dlib computes it: (N, F)
+            px = m[:, 0, 0:1] * dx + m[:, 0, 1:2] * dy + np.take(shape[:, 0::2], anchor, axis=1)
+            py = m[:, 1, 0:1] * dx + m[:, 1, 1:2] * dy + np.take(shape[:, 1::2], anchor, axis=1)
+            qx = np.floor(left + sx * px + 0.5).astype(np.intp)
+            qy = np.floor(top + sy * py + 0.5).astype(np.intp)
+            # negative coordinates wrap to huge unsigned values: one comparison per axis tests both ends
+            inside = (qx.view(np.uintp) < w) & (qy.view(np.uintp) < h)
+            feats = np.where(inside, pixels(np.where(inside, qy * w + qx, 0)), 0).astype(np.float32)  # (N, F)
+            goes_left = np.take(feats, self._idx1_flat[c], axis=1) - np.take(feats, self._idx2_flat[c], axis=1)
+            goes_left = (goes_left > self._thresh_flat[c]).reshape(-1)
             node = np.zeros((n, self.trees), np.intp)
             for _ in range(self.depth):
-                node = 2 * node + 2 - goes_left[rows, self._tree_s + node]
-            leaf = self._leaf_rows[c][self._tree_l + node - self.splits]  # (N, T, 2P)
-            # dlib adds the trees' leaves one by one in float32: cumsum is that sequential sum
-            shape = np.cumsum(np.concatenate([shape[:, None], leaf], axis=1), axis=1, dtype=np.float32)[:, -1]
-        pts = shape.reshape(n, PARTS, 2).astype(np.float64)
+                node = 2 * node + 2 - goes_left.take(face_s + node)
+            walk[:, 0] = shape
+            np.take(self._leaf_rows[c], self._tree_l + node - self.splits, axis=0, out=walk[:, 1:])
+            # dlib adds the trees' leaves one after the other in float32: an accumulate is that sequential sum
+            shape = np.add.accumulate(walk, axis=1)[:, -1]
         out = np.empty((n, PARTS, 2), np.float32)
-        out[:, :, 0] = np.floor(left + sx * pts[:, :, 0] + 0.5)
-        out[:, :, 1] = np.floor(top + sy * pts[:, :, 1] + 0.5)
+        out[:, :, 0] = np.floor(left + sx * shape[:, 0::2].astype(np.float64) + 0.5)
+        out[:, :, 1] = np.floor(top + sy * shape[:, 1::2].astype(np.float64) + 0.5)
         return out
 
     def _fit_from_initial(self, current: np.ndarray) -> np.ndarray:
-        """Least-squares rotation + scale (no translation needed) from the initial shape to each current shape
-        (N, P, 2) float32: fitted in float64, returned as float32 (N, 2, 2), as dlib's ``matrix_cast<float>``."""
-        cur = current.astype(np.float64)
-        cur = cur - cur.mean(axis=1, keepdims=True)
-        f = self._init_c
-        a = ((f[None, :, 0] * cur[:, :, 0]) + (f[None, :, 1] * cur[:, :, 1])).sum(axis=1) / self._init_ss
-        b = ((f[None, :, 0] * cur[:, :, 1]) - (f[None, :, 1] * cur[:, :, 0])).sum(axis=1) / self._init_ss
-        m = np.empty((len(cur), 2, 2), np.float64)
-        m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1] = a, -b, b, a
-        return m.astype(np.float32)
+        """Least-squares rotation + scale from the initial shape to each current shape (N, P, 2) float32, as dlib's
+        ``find_similarity_transform``: fitted in float64 and cast to float32 (N, 2, 2) like ``matrix_cast<float>``.
+        With both shapes centred, M = [[a, -b], [b, a]], a = sum(f . t) / sum|f|^2, b = sum(f x t) / sum|f|^2."""
+        cur = current.reshape(-1, PARTS, 2).astype(np.float64)
+        cur -= cur.mean(axis=1, keepdims=True)
+        ab = cur.reshape(len(cur), 2 * PARTS) @ self._fit_weights  # (N, 2): a, b
+        m = np.empty((len(cur), 2, 2), np.float32)
+        m[:, 0, 0] = m[:, 1, 1] = ab[:, 0]
+        m[:, 0, 1] = -ab[:, 1]
+        m[:, 1, 0] = ab[:, 1]
+        return m
+
+
+def _pixels(image: np.ndarray):
+    """A reader of dlib intensities at flat pixel indices: only the sampled pixels are converted, (r + g + b) // 3."""
+    img = np.asarray(image)
+    if img.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {img.dtype}")
+    if img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 1):
+        flat = img.reshape(-1)
+        return lambda at: flat[at]
+    if img.ndim == 3 and img.shape[2] == 3:
+        flat = img.reshape(-1)
+        return lambda at: (flat.take(3 * at).astype(np.uint16) + flat.take(3 * at + 1) + flat.take(3 * at + 2)) // 3
+    raise ValueError(f"expected a grey (H, W) or colour (H, W, 3) image, got shape {img.shape}")
 
 
 def _check_arrays(path: Path, a: dict) -> None:
