@@ -157,37 +157,37 @@ def pyramid_down2(img: np.ndarray) -> np.ndarray:
     if nr <= 8 or nc <= 8:
         return np.zeros((0, 0) + img.shape[2:], np.uint8)
     oc, orow = (nc - 3) // 2, (nr - 3) // 2
-    o = img.astype(np.uint32)
-    cols = 2 * np.arange(oc)
-    t = o[:, cols] + 4 * o[:, cols + 1] + 6 * o[:, cols + 2] + 4 * o[:, cols + 3] + o[:, cols + 4]
-    rows = 2 + 2 * np.arange(orow)
-    d = t[rows - 2] + 4 * t[rows - 1] + 6 * t[rows] + 4 * t[rows + 1] + t[rows + 2]
+    # uint16 is enough: a row sum is at most 16 * 255 and a column sum of those 16 * 16 * 255 = 65280
+    o = img.astype(np.uint16)
+    t = o[:, 0 : 2 * oc : 2] + 4 * o[:, 1 : 2 * oc + 1 : 2] + 6 * o[:, 2 : 2 * oc + 2 : 2]
+    t += 4 * o[:, 3 : 2 * oc + 3 : 2] + o[:, 4 : 2 * oc + 4 : 2]
+    d = t[0 : 2 * orow : 2] + 4 * t[1 : 2 * orow + 1 : 2] + 6 * t[2 : 2 * orow + 2 : 2]
+    d += 4 * t[3 : 2 * orow + 3 : 2] + t[4 : 2 * orow + 4 : 2]
     return (d // 256).astype(np.uint8)
 
 
 def _bilinear(img: np.ndarray, m: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """``transform_image`` with ``interpolate_bilinear`` and a black background, vectorised."""
-    out = np.zeros((rows, cols) + img.shape[2:], np.uint8)
     nr, nc = img.shape[:2]
     if nr == 0 or nc == 0:
-        return out
+        return np.zeros((rows, cols) + img.shape[2:], np.uint8)
     c = np.arange(cols, dtype=np.float64)[None, :]
     r = np.arange(rows, dtype=np.float64)[:, None]
     x = (m[0, 0] * c + m[0, 1] * r) + m[0, 2]
     y = (m[1, 0] * c + m[1, 1] * r) + m[1, 2]
     left, top = np.floor(x), np.floor(y)
     ok = (left >= 0) & (top >= 0) & (left + 1 < nc) & (top + 1 < nr)
-    if not ok.any():
-        return out
-    x, y, left, top = x[ok], y[ok], left[ok].astype(np.intp), top[ok].astype(np.intp)
     lr, tb = x - left, y - top
+    at = np.where(ok, top * nc + left, 0).astype(np.intp)
+    flat = img.reshape(nr * nc, -1) if img.ndim == 3 else img.reshape(-1)
     if img.ndim == 3:
-        lr, tb = lr[:, None], tb[:, None]
-    f = img.astype(np.float64)
-    tl, tr = f[top, left], f[top, left + 1]
-    bl, br = f[top + 1, left], f[top + 1, left + 1]
+        lr, tb = lr[:, :, None], tb[:, :, None]
+    tl, tr = np.take(flat, at, axis=0), np.take(flat, at + 1, axis=0)
+    bl, br = np.take(flat, at + nc, axis=0), np.take(flat, at + nc + 1, axis=0)
+    # dlib's expression, in float64, channel by channel; the cast truncates as static_cast<unsigned char>
     v = (1 - tb) * ((1 - lr) * tl + lr * tr) + tb * ((1 - lr) * bl + lr * br)
-    out[ok] = v.astype(np.uint8)  # truncation, as static_cast<unsigned char>
+    out = v.astype(np.uint8).reshape((rows, cols) + img.shape[2:])
+    out[~ok] = 0
     return out
 
 
