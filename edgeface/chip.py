@@ -119,6 +119,21 @@ def _rect_down(r):
     return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 
+def _halvings(rect, size: int) -> tuple[int, tuple[float, float, float, float]]:
+    """How many ``pyramid_down<2>`` steps ``extract_image_chips`` takes before sampling: while the rectangle
+    halved once more would still be larger than the chip (area > rows * cols); and the rectangle at that level."""
+    n = 0
+    while _area(_rect_down(rect)) > size:
+        rect = _rect_down(rect)
+        n += 1
+    return n, rect
+
+
+def pyramid_levels(details: ChipDetails) -> int:
+    """The number of times dlib halves the image region before sampling this chip (0: sampled directly)."""
+    return _halvings(details.rect, details.rows * details.cols)[0]
+
+
 def _rotate(cx: float, cy: float, x: float, y: float, angle: float) -> Point:
     """``rotate_point(center, p, angle)``."""
     s, c = math.sin(angle), math.cos(angle)
@@ -208,12 +223,9 @@ def _extract(img: np.ndarray, d: ChipDetails) -> np.ndarray:
     if d.angle == 0 and d.rows == b - t + 1 and d.cols == r - l + 1:
         return _copy_chip(img, (_lround(l), _lround(t), _lround(r), _lround(b)))
     size = d.rows * d.cols
-    depth, grow = 0, 2.0
-    down = _rect_down(d.rect)
-    while _area(down) > size:
-        down = _rect_down(down)
-        depth += 1
-        grow = grow * 2 + 2
+    grow = 2.0
+    for _ in range(_halvings(d.rect, size)[0]):
+        grow = grow * 2 + 2  # 2 px of border per level against the filter's edge effects
     # bounding box of the rotated chip rectangle, grown, clipped to the image, rounded (rectangle += drectangle)
     cx, cy = (l + r) / 2.0, (t + b) / 2.0
     corners = [_rotate(cx, cy, x, y, d.angle) for x, y in ((l, t), (r, t), (l, b), (r, b))]
@@ -225,13 +237,9 @@ def _extract(img: np.ndarray, d: ChipDetails) -> np.ndarray:
         return np.zeros((d.rows, d.cols) + img.shape[2:], np.uint8)
     bx0, by0, bx1, by1 = _lround(gl), _lround(gt), _lround(gr), _lround(gb)
     region = img[by0 : by1 + 1, bx0 : bx1 + 1]
-    level = -1
-    rect = (l - bx0, t - by0, r - bx0, b - by0)
-    while _area(_rect_down(rect)) > size:
-        level += 1
-        rect = _rect_down(rect)
+    levels, rect = _halvings((l - bx0, t - by0, r - bx0, b - by0), size)
     src = region
-    for _ in range(level + 1):
+    for _ in range(levels):
         src = pyramid_down2(src)
     tl, tr, bl = _rotated_corners(rect, d.angle)
     return _bilinear(src, _corner_map(tl, tr, bl, d.rows, d.cols), d.rows, d.cols)
