@@ -59,12 +59,12 @@ def _floats(pairs: np.ndarray, r: DlibReader, what: str) -> np.ndarray:
     return np.ldexp(mant.astype(np.float64), expo.astype(np.int32)).astype(np.float32)
 
 
-def _column_matrix(r: DlibReader, what: str) -> np.ndarray:
-    nr, nc = r.int(), r.int()
+def _column_matrix(r: DlibReader, what: str, nr: int, nc: int) -> np.ndarray:
+    """The values of a float column matrix whose stored dimensions ``nr``, ``nc`` were just read."""
     if nc != -1 or nr >= 0:
         raise r.fail(f"{what} is not a float column matrix (stored dimensions {nr} x {nc})")
     if nr == -136:
-        raise r.fail(REFUSED_68)
+        raise ModelError(f"{r.name} {REFUSED_68}")
     if nr != -2 * PARTS:
         raise r.fail(f"{what} has {-nr // 2} parts, not {PARTS}: not dlib's 5-point landmark model")
     return _floats(r.ints(2 * PARTS * 2).reshape(-1, 2), r, what)
@@ -103,9 +103,13 @@ def read_shape_predictor(path: str | Path) -> ShapePredictorDat:
     except OSError as exc:
         raise ModelError(f"cannot read {path}: {exc.strerror or exc}") from exc
     r = DlibReader(data, path.name)
-    if r.int() != 1:
+    try:  # a file that does not even start like a shape_predictor (a dlib network, anything else)
+        version, nr, nc = r.int(), r.int(), r.int()
+    except ModelError as exc:
+        raise ModelError(f"not a dlib shape_predictor file ({exc})") from exc
+    if version != 1:
         raise r.fail("not a dlib shape_predictor file (version is not 1)")
-    initial = _column_matrix(r, "initial_shape")
+    initial = _column_matrix(r, "initial_shape", nr, nc)
     n_cascades = r.uint()
     if not 1 <= n_cascades <= 100:
         raise r.fail(f"{n_cascades} cascades: not a dlib shape_predictor file")
