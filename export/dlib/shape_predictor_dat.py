@@ -106,7 +106,8 @@ def read_shape_predictor(path: str | Path) -> ShapePredictorDat:
     try:  # a file that does not even start like a shape_predictor (a dlib network, anything else)
         version, nr, nc = r.int(), r.int(), r.int()
     except ModelError as exc:
-        raise ModelError(f"not a dlib shape_predictor file ({exc})") from exc
+        detail = str(exc).removeprefix(f"{path.name}: ")
+        raise ModelError(f"{path.name}: not a dlib shape_predictor file ({detail})") from exc
     if version != 1:
         raise r.fail("not a dlib shape_predictor file (version is not 1)")
     initial = _column_matrix(r, "initial_shape", nr, nc)
