@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from .errors import AlignmentError
@@ -166,19 +167,21 @@ def _lround(v: float) -> int:
 # ---------------------------------------------------------------------------------------------- pixels
 
 
+_PYR_KERNEL = np.array([1, 4, 6, 4, 1], np.float32)
+
+
 def pyramid_down2(img: np.ndarray) -> np.ndarray:
-    """dlib's ``pyramid_down<2>``: separable [1 4 6 4 1] filter, integer sums, ``// 256``, every other pixel."""
+    """dlib's ``pyramid_down<2>``: separable [1 4 6 4 1] filter, integer sums, ``// 256``, every other pixel:
+    ``down[i, j] = sum(k[a] k[b] img[2i + a, 2j + b]) // 256`` for ``(n - 3) // 2`` rows and columns. OpenCV
+    filters in float32, which is exact here: every partial sum is an integer below 2**24 (at most 65,280)."""
     nr, nc = img.shape[:2]
     if nr <= 8 or nc <= 8:
         return np.zeros((0, 0) + img.shape[2:], np.uint8)
-    oc, orow = (nc - 3) // 2, (nr - 3) // 2
-    # uint16 is enough: a row sum is at most 16 * 255 and a column sum of those 16 * 16 * 255 = 65280
-    o = img.astype(np.uint16)
-    t = o[:, 0 : 2 * oc : 2] + 4 * o[:, 1 : 2 * oc + 1 : 2] + 6 * o[:, 2 : 2 * oc + 2 : 2]
-    t += 4 * o[:, 3 : 2 * oc + 3 : 2] + o[:, 4 : 2 * oc + 4 : 2]
-    d = t[0 : 2 * orow : 2] + 4 * t[1 : 2 * orow + 1 : 2] + 6 * t[2 : 2 * orow + 2 : 2]
-    d += 4 * t[3 : 2 * orow + 3 : 2] + t[4 : 2 * orow + 4 : 2]
-    return (d // 256).astype(np.uint8)
+    orow, ocol = (nr - 3) // 2, (nc - 3) // 2
+    full = cv2.sepFilter2D(img, cv2.CV_32F, _PYR_KERNEL, _PYR_KERNEL, borderType=cv2.BORDER_CONSTANT)
+    # the kernel centred on (2i + 2, 2j + 2) covers rows 2i..2i+4 and columns 2j..2j+4, all inside the image
+    down = full[2 : 2 + 2 * orow : 2, 2 : 2 + 2 * ocol : 2]
+    return np.floor(down * np.float32(1 / 256)).astype(np.uint8)  # exact: a power of two
 
 
 def _bilinear(img: np.ndarray, m: np.ndarray, rows: int, cols: int) -> np.ndarray:
