@@ -82,6 +82,8 @@ def dlib_chip_details(points5, size: int = 150, padding: float = 0.25) -> ChipDe
     """``get_face_chip_details`` for five dlib landmarks: where the chip lies in the image."""
     if size <= 0 or padding < 0:
         raise ValueError(f"size must be > 0 and padding >= 0, got {size}, {padding}")
+    # dlib's Python get_face_chip takes padding as a C float: 0.25 is exact, 0.2 becomes 0.2000000029...
+    padding = float(np.float32(padding))
     img_pts = _points5(points5)
     chip_pts = [((padding + x) / (2 * padding + 1) * size, (padding + y) / (2 * padding + 1) * size) for x, y in DLIB_TEMPLATE5]
     a, b, tx, ty = _similarity(chip_pts, img_pts)
