@@ -105,6 +105,7 @@ def main() -> int:
         "load_npz_s": round(load_s, 3),
         "npz_bytes": npz_bytes,
         "threads": 1,
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(result, indent=2))
     args.json.parent.mkdir(parents=True, exist_ok=True)

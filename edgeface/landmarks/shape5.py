@@ -65,20 +65,30 @@ class ShapePredictor5:
         self.leaf_values = np.ascontiguousarray(leaf_values, np.float32)
         self.anchor_idx = np.ascontiguousarray(anchor_idx, np.intp)
         self.deltas = np.ascontiguousarray(deltas, np.float32)
-        self._dx, self._dy = np.ascontiguousarray(self.deltas[:, :, 0]), np.ascontiguousarray(self.deltas[:, :, 1])
+        self._d = np.ascontiguousarray(self.deltas.transpose(0, 2, 1))  # (C, 2, F): dx, dy
         self.split_idx1 = np.ascontiguousarray(split_idx1, np.intp)
         self.split_idx2 = np.ascontiguousarray(split_idx2, np.intp)
         self.source_sha256 = source_sha256
         self.cascades, self.trees, self.splits = c, t, s
         self.leaves = self.leaf_values.shape[2]
         self.depth = int(self.leaves).bit_length() - 1
-        # flat indices for the vectorised walk: node n of tree i is bit i * S + n; leaf l of tree i is row i * L + l
-        self._tree_s = (np.arange(t, dtype=np.intp) * s)[None]
-        self._tree_l = (np.arange(t, dtype=np.intp) * self.leaves)[None]
         self._leaf_rows = self.leaf_values.reshape(c, t * self.leaves, 2 * PARTS)
-        self._thresh_flat = self.split_thresh.reshape(c, t * s)
-        self._idx1_flat = self.split_idx1.reshape(c, t * s)
-        self._idx2_flat = self.split_idx2.reshape(c, t * s)
+        self._tree_l = (np.arange(t, dtype=np.intp) * self.leaves)[None]
+        # Trees of up to 15 splits are walked by a table: each tree's split outcomes, padded to 16 with splits
+        # that never go left (threshold +inf), form a 16-bit code, and the table maps a code to its leaf.
+        self._width = 16 if s <= 15 else s
+        pad = self._width - s
+        self._idx1_flat = np.pad(self.split_idx1, ((0, 0), (0, 0), (0, pad))).reshape(c, -1)
+        self._idx2_flat = np.pad(self.split_idx2, ((0, 0), (0, 0), (0, pad))).reshape(c, -1)
+        self._thresh_flat = np.pad(self.split_thresh, ((0, 0), (0, 0), (0, pad)), constant_values=np.inf).reshape(c, -1)
+        self._tree_s = (np.arange(t, dtype=np.intp) * self._width)[None]
+        self._leaf_of_code = None
+        if s <= 15:
+            codes = np.arange(1 << 16, dtype=np.intp)
+            node = np.zeros_like(codes)
+            for _ in range(self.depth):
+                node = 2 * node + 2 - ((codes >> node) & 1)
+            self._leaf_of_code = (node - s).astype(np.intp)
         # the initial shape's centred coordinates and spread, for the per-cascade similarity fit (float64)
         init = self.initial_shape.astype(np.float64)
         f = init - init.mean(axis=0)
@@ -128,35 +138,42 @@ class ShapePredictor5:
         if n == 0:
             return np.zeros((0, PARTS, 2), np.float32)
         # box-relative -> image: x = left + (right - left) * u, y = top + (bottom - top) * v, per face, float64
-        left, top = b[:, 0:1].astype(np.float64), b[:, 1:2].astype(np.float64)
-        sx, sy = (b[:, 2:3] - b[:, 0:1]).astype(np.float64), (b[:, 3:4] - b[:, 1:2]).astype(np.float64)
-        shape = np.repeat(self.initial_shape.reshape(1, 2 * PARTS), n, axis=0)  # (N, 2P) float32, x0 y0 x1 ...
+        origin = b[:, 0:2, None].astype(np.float64)  # (N, 2, 1)
+        scale = (b[:, 2:4, None] - b[:, 0:2, None]).astype(np.float64)
+        limit = np.array([[w], [h]], np.uintp)
+        shape = np.repeat(self.initial_shape[None], n, axis=0)  # (N, P, 2) float32
         walk = np.empty((n, self.trees + 1, 2 * PARTS), np.float32)
-        face_s = (np.arange(n, dtype=np.intp) * (self.trees * self.splits))[:, None] + self._tree_s
         for c in range(self.cascades):
             m = self._fit_from_initial(shape)  # (N, 2, 2) float32
-            dx, dy, anchor = self._dx[c], self._dy[c], self.anchor_idx[c]
-            # float32(M @ delta) + anchor point, operation by operation as dlib computes it: (N, F)
-            px = m[:, 0, 0:1] * dx + m[:, 0, 1:2] * dy + np.take(shape[:, 0::2], anchor, axis=1)
-            py = m[:, 1, 0:1] * dx + m[:, 1, 1:2] * dy + np.take(shape[:, 1::2], anchor, axis=1)
-            qx = np.floor(left + sx * px + 0.5).astype(np.intp)
-            qy = np.floor(top + sy * py + 0.5).astype(np.intp)
+            d, anchors = self._d[c], np.take(shape.transpose(0, 2, 1), self.anchor_idx[c], axis=2)  # (2, F), (N, 2, F)
+            # float32(M @ delta) + anchor point, operation by operation as dlib computes it: (N, 2, F)
+            p = m[:, :, 0:1] * d[0] + m[:, :, 1:2] * d[1] + anchors
+            q = np.floor(origin + scale * p + 0.5).astype(np.intp)
             # negative coordinates wrap to huge unsigned values: one comparison per axis tests both ends
-            inside = (qx.view(np.uintp) < w) & (qy.view(np.uintp) < h)
-            feats = np.where(inside, pixels(np.where(inside, qy * w + qx, 0)), 0).astype(np.float32)  # (N, F)
+            ok = q.view(np.uintp) < limit
+            inside = ok[:, 0] & ok[:, 1]
+            feats = np.where(inside, pixels(np.where(inside, q[:, 1] * w + q[:, 0], 0)), 0).astype(np.float32)
             goes_left = np.take(feats, self._idx1_flat[c], axis=1) - np.take(feats, self._idx2_flat[c], axis=1)
-            goes_left = (goes_left > self._thresh_flat[c]).reshape(-1)
-            node = np.zeros((n, self.trees), np.intp)
-            for _ in range(self.depth):
-                node = 2 * node + 2 - goes_left.take(face_s + node)
-            walk[:, 0] = shape
-            np.take(self._leaf_rows[c], self._tree_l + node - self.splits, axis=0, out=walk[:, 1:])
+            goes_left = goes_left > self._thresh_flat[c]  # (N, T * width)
+            walk[:, 0] = shape.reshape(n, 2 * PARTS)
+            np.take(self._leaf_rows[c], self._tree_l + self._leaves_reached(goes_left), axis=0, out=walk[:, 1:])
             # dlib adds the trees' leaves one after the other in float32: an accumulate is that sequential sum
-            shape = np.add.accumulate(walk, axis=1)[:, -1]
-        out = np.empty((n, PARTS, 2), np.float32)
-        out[:, :, 0] = np.floor(left + sx * shape[:, 0::2].astype(np.float64) + 0.5)
-        out[:, :, 1] = np.floor(top + sy * shape[:, 1::2].astype(np.float64) + 0.5)
-        return out
+            shape = np.add.accumulate(walk, axis=1)[:, -1].reshape(n, PARTS, 2)
+        return np.floor(origin.transpose(0, 2, 1) + scale.transpose(0, 2, 1) * shape + 0.5).astype(np.float32)
+
+    def _leaves_reached(self, goes_left: np.ndarray) -> np.ndarray:
+        """(N, T) leaf index of every tree from its split outcomes (N, T * width): left child 2i+1, right 2i+2."""
+        n = len(goes_left)
+        if self._leaf_of_code is not None:
+            # 16 outcomes per tree: two whole bytes each, so packing the flat row keeps the trees apart
+            code = np.packbits(goes_left, axis=-1, bitorder="little").view("<u2")  # (N, T)
+            return self._leaf_of_code.take(code)
+        flat = goes_left.reshape(-1)
+        base = (np.arange(n, dtype=np.intp) * (self.trees * self._width))[:, None] + self._tree_s
+        node = np.zeros((n, self.trees), np.intp)
+        for _ in range(self.depth):
+            node = 2 * node + 2 - flat.take(base + node)
+        return node - self.splits
 
     def _fit_from_initial(self, current: np.ndarray) -> np.ndarray:
         """Least-squares rotation + scale from the initial shape to each current shape (N, P, 2) float32, as dlib's
