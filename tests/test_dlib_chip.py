@@ -23,6 +23,12 @@ def cases(celeba_dir, orl_dir):
     return real_cases(celeba_dir, orl_dir)
 
 
+@pytest.fixture(scope="module")
+def few_cases(celeba_dir, orl_dir):
+    """A handful of real faces for the quick tests."""
+    return real_cases(celeba_dir, orl_dir, celeba=6, orl=3)
+
+
 def _compare(reference, image: np.ndarray, dlib_image: np.ndarray, box) -> tuple[np.ndarray, int, int]:
     """(our chip, pixels that differ from dlib's, max abs difference) for dlib's landmarks in ``box``."""
     dlib = dlib_or_skip()
@@ -70,6 +76,7 @@ def test_chip_equals_dlib_through_the_pyramid(reference, cases):
     _all_equal(reference, triples)
 
 
+@pytest.mark.slow
 def test_chip_of_a_face_cut_by_the_image_edge_is_black_where_dlib_is(reference, cases):
     """Crop each photo through the face (left, top, right, bottom): the chip's missing part is 0 as in dlib."""
     triples = []
@@ -86,11 +93,11 @@ def test_chip_of_a_face_cut_by_the_image_edge_is_black_where_dlib_is(reference, 
     assert sum(n > 500 for n in black) >= len(triples) // 2, f"the crops should leave large black parts: {black}"
 
 
-def test_chip_transform_puts_the_template_on_the_landmarks(reference, cases):
+def test_chip_transform_puts_the_template_on_the_landmarks(reference, few_cases):
     """The chip -> image map sends dlib's template points (in chip pixels) close to the five landmarks."""
     from edgeface.chip import DLIB_TEMPLATE5
 
-    c = next(c for c in cases if c.hog_boxes and c.image.ndim == 3)
+    c = next(c for c in few_cases if c.hog_boxes and c.image.ndim == 3)
     pts, _ = dlib_points(reference, c.dlib_image, c.hog_boxes[0])
     m = dlib_chip_transform(pts)
     chip_pts = (0.25 + DLIB_TEMPLATE5) / 1.5 * 150
@@ -99,9 +106,9 @@ def test_chip_transform_puts_the_template_on_the_landmarks(reference, cases):
     assert np.median(np.linalg.norm(mapped - pts, axis=1)) < 0.1 * eye
 
 
-def test_grey_and_colour_channels_are_sampled_alike(reference, cases):
+def test_grey_and_colour_channels_are_sampled_alike(reference, few_cases):
     """A grey image given as 3 equal channels yields 3 equal channels, each the grey chip."""
-    c = next(c for c in cases if c.image.ndim == 2 and c.hog_boxes)
+    c = next(c for c in few_cases if c.image.ndim == 2 and c.hog_boxes)
     pts, _ = dlib_points(reference, c.dlib_image, c.hog_boxes[0])
     grey = extract_dlib_chip(c.image, pts)
     colour = extract_dlib_chip(np.repeat(c.image[:, :, None], 3, axis=2), pts)

@@ -42,6 +42,12 @@ def cases(celeba_dir, orl_dir):
     return real_cases(celeba_dir, orl_dir)
 
 
+@pytest.fixture(scope="module")
+def few_cases(celeba_dir, orl_dir):
+    """A handful of real faces for the quick tests."""
+    return real_cases(celeba_dir, orl_dir, celeba=6, orl=3)
+
+
 def _differing(ours, reference, cases_boxes) -> tuple[int, int, list]:
     """(points that differ, points compared, the first few differences) over (case, box) pairs."""
     differ, total, examples = 0, 0, []
@@ -179,8 +185,8 @@ def test_points_equal_dlib_on_boxes_past_each_edge(ours, reference, cases):
     assert differ == 0, f"{differ} of {total} points differ from dlib: {examples}"
 
 
-def test_predict_many_equals_predict_and_parts_come_in_dlib_order(ours, reference, cases):
-    case = next(c for c in cases if c.image.ndim == 3 and c.hog_boxes)
+def test_predict_many_equals_predict_and_parts_come_in_dlib_order(ours, reference, few_cases):
+    case = next(c for c in few_cases if c.image.ndim == 3 and c.hog_boxes)
     box = case.hog_boxes[0]
     l, t, r, b = box
     boxes = [box, (l + 7, t - 5, r + 7, b - 5), (l - 3, t + 4, r + 9, b + 16)]
@@ -196,8 +202,8 @@ def test_predict_many_equals_predict_and_parts_come_in_dlib_order(ours, referenc
     assert ours.predict_many(case.image, np.zeros((0, 4), int)).shape == (0, 5, 2)
 
 
-def test_bad_inputs_are_refused(ours, cases):
-    case = cases[0]
+def test_bad_inputs_are_refused(ours, few_cases):
+    case = few_cases[0]
     with pytest.raises(ValueError, match="integers"):
         ours.predict(case.image, (10.5, 10, 60, 60))
     with pytest.raises(ValueError, match="uint8"):
@@ -216,3 +222,15 @@ def test_dlib_box_from_detector_matches_the_fitted_mapping():
     assert abs((t + b) / 2 - (90 + boxmod.DY * 100)) <= 0.5
     with pytest.raises(ValueError):
         dlib_box_from_detector((0, 0, 0, 10))
+
+
+def test_tree_walk_by_table_equals_the_node_by_node_walk(sp5_npz, few_cases):
+    """Trees of up to 15 splits are walked through a 16-bit outcome table; deeper ones node by node. Both walks
+    reach the same leaves on the real model (the node-by-node walk forced by dropping the table)."""
+    by_table = ShapePredictor5.load(sp5_npz)
+    by_node = ShapePredictor5.load(sp5_npz)
+    by_node._leaf_of_code = None
+    for c in [c for c in few_cases if c.hog_boxes]:
+        l, t, r, b = c.hog_boxes[0]
+        boxes = np.array([(l, t, r, b), (l - 9, t + 6, r - 9, b + 6)])
+        np.testing.assert_array_equal(by_table.predict_many(c.image, boxes), by_node.predict_many(c.image, boxes))
