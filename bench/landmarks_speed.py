@@ -6,7 +6,8 @@ On the first photo of ``--faces`` celeba-loose identities with one dlib HOG box 
 (``ShapePredictor5.predict`` and ``predict_many`` over all boxes of one image at a time vs
 ``dlib.shape_predictor``), and the 150x150 chip (``extract_dlib_chip`` vs ``dlib.get_face_chip``) at the photo's
 size and upscaled 3x (dlib's pyramid path). Ours and dlib's are timed interleaved, ``--repeat`` times per face.
-Also checks that the outputs are equal while timing. Needs dlib (dlib-bin) and face_recognition_models.
+Reports the median wall time and the median CPU time of the process (steadier on a shared machine). Also
+checks that the outputs are equal while timing. Needs dlib (dlib-bin) and face_recognition_models.
 Writes bench/results/landmarks_speed.json.
 """
 
@@ -28,13 +29,16 @@ from edgeface.export.dlib.shape_predictor_dat import convert_shape_predictor
 from edgeface.landmarks.shape5 import ShapePredictor5
 
 
-def _ms(fn, repeat: int) -> float:
-    times = []
+def _ms(fn, repeat: int) -> tuple[float, float]:
+    """Median (wall, CPU) milliseconds of ``repeat`` calls: on a shared machine the process's CPU time is the
+    steadier figure (wall time includes the time other jobs held the core)."""
+    wall, cpu = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1000)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return float(np.median(wall) * 1000), float(np.median(cpu) * 1000)
 
 
 def main() -> int:
@@ -83,7 +87,8 @@ def main() -> int:
         rows["ours_predict"].append(_ms(lambda: ours.predict(bgr, box), args.repeat))
         rows["dlib_predict"].append(_ms(lambda: reference(rgb, r), args.repeat))
         jittered = [(box[0] + d, box[1] - d, box[2] + d, box[3] - d) for d in range(-4, 4)]
-        rows["ours_predict_many"].append(_ms(lambda: ours.predict_many(bgr, jittered), args.repeat) / len(jittered))
+        rows["ours_predict_many"].append(
+            tuple(v / len(jittered) for v in _ms(lambda: ours.predict_many(bgr, jittered), args.repeat)))
         rows["ours_chip"].append(_ms(lambda: extract_dlib_chip(bgr, pts), args.repeat))
         rows["dlib_chip"].append(_ms(lambda: dlib.get_face_chip(rgb, shape), args.repeat))
         big = cv2.resize(bgr, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
@@ -92,15 +97,17 @@ def main() -> int:
         big_pts = np.array([[p.x, p.y] for p in big_shape.parts()], np.float32)
         rows["ours_chip_3x"].append(_ms(lambda: extract_dlib_chip(big, big_pts), args.repeat))
         rows["dlib_chip_3x"].append(_ms(lambda: dlib.get_face_chip(big_rgb, big_shape), args.repeat))
-    med = {k: round(float(np.median(v)), 3) for k, v in rows.items()}
+    med = {k: round(float(np.median([w for w, _ in v])), 3) for k, v in rows.items()}
+    cpu = {k: round(float(np.median([c for _, c in v])), 3) for k, v in rows.items()}
     result = {
         "command": f"bench/landmarks_speed.py --data {args.data} --faces {args.faces} --repeat {args.repeat}",
         "faces": faces,
         "outputs_differing_from_dlib": mismatches,
-        "median_ms_per_face": med,
-        "ratio_predict_ours_over_dlib": round(med["ours_predict"] / med["dlib_predict"], 2),
-        "ratio_chip_ours_over_dlib": round(med["ours_chip"] / med["dlib_chip"], 2),
-        "ratio_chip_3x_ours_over_dlib": round(med["ours_chip_3x"] / med["dlib_chip_3x"], 2),
+        "median_ms_per_face_wall": med,
+        "median_ms_per_face_cpu": cpu,
+        "cpu_ratio_predict_ours_over_dlib": round(cpu["ours_predict"] / cpu["dlib_predict"], 2),
+        "cpu_ratio_chip_ours_over_dlib": round(cpu["ours_chip"] / cpu["dlib_chip"], 2),
+        "cpu_ratio_chip_3x_ours_over_dlib": round(cpu["ours_chip_3x"] / cpu["dlib_chip_3x"], 2),
         "convert_dat_to_npz_s": round(convert_s, 2),
         "load_npz_s": round(load_s, 3),
         "npz_bytes": npz_bytes,
