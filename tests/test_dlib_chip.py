@@ -125,3 +125,28 @@ def test_degenerate_landmarks_are_refused():
         extract_dlib_chip(img, np.zeros((4, 2)))
     with pytest.raises(AlignmentError):
         extract_dlib_chip(img, [[np.nan, 1]] * 5)
+
+
+@pytest.mark.slow
+def test_chip_equals_dlib_for_other_sizes_paddings_and_scales(reference, cases):
+    """Random chip sizes (40-260), paddings (0-0.6, including ones a C float cannot hold exactly) and photo
+    scales (0.5x-4x, so 0 to 3 pyramid levels): still identical."""
+    dlib = dlib_or_skip()
+    hog = dlib.get_frontal_face_detector()
+    rng = np.random.default_rng(1)
+    checked, differing, levels = 0, [], set()
+    for c in [c for c in cases if c.image.ndim == 3][:40]:
+        up = float(rng.uniform(0.5, 4.0))
+        img = cv2.resize(c.image, None, fx=up, fy=up, interpolation=cv2.INTER_LINEAR)
+        rgb = np.ascontiguousarray(img[:, :, ::-1])
+        for r in hog(rgb, 1 if up < 1.5 else 0):
+            size, padding = int(rng.integers(40, 261)), float(rng.uniform(0.0, 0.6))
+            pts, shape = dlib_points(reference, rgb, (r.left(), r.top(), r.right(), r.bottom()))
+            want = dlib.get_face_chip(rgb, shape, size=size, padding=padding)[:, :, ::-1]
+            got = extract_dlib_chip(img, pts, size=size, padding=padding)
+            levels.add(pyramid_levels(dlib_chip_details(pts, size, padding)))
+            checked += 1
+            if not np.array_equal(got, want):
+                differing.append((c.name, up, size, padding, int(np.count_nonzero(got != want))))
+    assert checked >= 30 and len(levels) >= 3, (checked, levels)
+    assert not differing, f"{len(differing)} of {checked} chips differ: {differing[:5]}"
