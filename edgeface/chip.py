@@ -217,12 +217,13 @@ def extract_dlib_chip(image: np.ndarray, points5, size: int = 150, padding: floa
     img = np.asarray(image)
     if img.dtype != np.uint8 or img.ndim not in (2, 3):
         raise ValueError(f"expected a grey or colour uint8 image, got {img.dtype} {img.shape}")
-    d = dlib_chip_details(points5, size, padding)
-    return _extract(img, d)
+    return extract_image_chip(img, dlib_chip_details(points5, size, padding))
 
 
-def _extract(img: np.ndarray, d: ChipDetails) -> np.ndarray:
-    """``extract_image_chip`` for one chip (``extract_image_chips`` with a single location)."""
+def extract_image_chip(image: np.ndarray, d: ChipDetails) -> np.ndarray:
+    """dlib's ``extract_image_chip`` for any chip location: the (rows, cols[, C]) uint8 chip of the rectangle
+    ``d.rect`` rotated by ``d.angle`` about its centre (``extract_image_chips`` with a single location)."""
+    img = np.asarray(image)
     nr, nc = img.shape[:2]
     l, t, r, b = d.rect
     if d.angle == 0 and d.rows == b - t + 1 and d.cols == r - l + 1:

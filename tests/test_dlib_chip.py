@@ -150,3 +150,31 @@ def test_chip_equals_dlib_for_other_sizes_paddings_and_scales(reference, cases):
                 differing.append((c.name, up, size, padding, int(np.count_nonzero(got != want))))
     assert checked >= 30 and len(levels) >= 3, (checked, levels)
     assert not differing, f"{len(differing)} of {checked} chips differ: {differing[:5]}"
+
+
+def test_extract_image_chip_equals_dlib_for_any_location(few_cases):
+    """The extraction alone against dlib.extract_image_chip: rotated and scaled rectangles, non-square chips,
+    rectangles partly or wholly outside the image, and the unscaled, unrotated copy dlib takes as a shortcut
+    (its corners rounded)."""
+    dlib = dlib_or_skip()
+    from edgeface.chip import ChipDetails, extract_image_chip
+
+    rng = np.random.default_rng(3)
+    img = next(c.image for c in few_cases if c.image.ndim == 3)
+    h, w = img.shape[:2]
+    rgb = np.ascontiguousarray(img[:, :, ::-1])
+    locations = [((10.0, 12.0, 159.0, 161.0), 0.0, 150, 150), ((10.3, 12.6, 109.3, 81.6), 0.0, 70, 100),
+                 ((-40.0, 100.0, 109.0, 249.0), 0.0, 150, 150), ((w + 5.0, 0.0, w + 40.0, 30.0), 0.3, 20, 20)]
+    for _ in range(20):
+        side = float(rng.uniform(20, 400))
+        cx, cy = rng.uniform(-20, w + 20), rng.uniform(-20, h + 20)
+        rows, cols = int(rng.integers(16, 200)), int(rng.integers(16, 200))
+        rect = (cx - side / 2, cy - side * rows / cols / 2, cx + side / 2, cy + side * rows / cols / 2)
+        locations.append((rect, float(rng.uniform(-np.pi, np.pi)), rows, cols))
+    differing = []
+    for rect, angle, rows, cols in locations:
+        want = dlib.extract_image_chip(rgb, dlib.chip_details(dlib.drectangle(*rect), dlib.chip_dims(rows, cols), angle))
+        got = extract_image_chip(img, ChipDetails(rect, angle, rows, cols))[:, :, ::-1]
+        if got.shape != want.shape or not np.array_equal(got, want):
+            differing.append((rect, angle, rows, cols))
+    assert not differing, f"{len(differing)} of {len(locations)} chips differ: {differing[:3]}"
