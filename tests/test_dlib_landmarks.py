@@ -168,8 +168,8 @@ def test_points_equal_dlib_on_boxes_mapped_from_yunet(ours, reference, cases, de
 
 @pytest.mark.slow
 def test_points_equal_dlib_on_boxes_past_each_edge(ours, reference, cases):
-    """Shift each HOG box so that a third of it, then two thirds, lies past the left, top, right or bottom edge:
-    feature pixels outside the image read 0 in both."""
+    """Shift each HOG box so that a third of it, then two thirds, lies past the left, top, right or bottom edge
+    (feature pixels outside the image read 0 in both); and boxes wholly outside, empty, inverted or huge."""
     pairs = []
     for c in cases[::2]:
         h, w = c.image.shape[:2]
@@ -179,6 +179,12 @@ def test_points_equal_dlib_on_boxes_past_each_edge(ours, reference, cases):
                 shifts = [(-l - round(bw * frac), 0), (0, -t - round(bh * frac)),
                           (w - 1 - r + round(bw * frac), 0), (0, h - 1 - b + round(bh * frac))]
                 pairs.extend((c, (l + dx, t + dy, r + dx, b + dy)) for dx, dy in shifts)
+    c = cases[0]
+    h, w = c.image.shape[:2]
+    # wholly outside, empty, inverted, one pixel, far larger than the image
+    extreme = [(w + 10, h + 10, w + 110, h + 110), (-300, -300, -200, -200), (0, 0, 0, 0), (10, 10, 10, 50),
+               (50, 50, 40, 40), (20, 20, 21, 21), (-5 * w, -5 * h, 6 * w, 6 * h)]
+    pairs.extend((c, box) for box in extreme)
     assert any(box[0] < 0 for _, box in pairs) and any(box[3] >= c.image.shape[0] for c, box in pairs)
     assert len(pairs) >= 100
     differ, total, examples = _differing(ours, reference, pairs)
