@@ -22,9 +22,11 @@ from .bundle import AlignSpec, Bundle
 from .errors import AlignmentError, ModelError
 from .faces import Face
 
+from .landmarks.box import DX, DY, SIDE
+
 #: the measured mapping of a YuNet box onto dlib's HOG detector box (centre dx, dy and side, in units of
-#: s = (w + h) / 2); see bench/fit_dlib_box.py and bench/results/dlib_box_fit.json
-DLIB_BOX_MAP = (-0.017, 0.072, 0.928)
+#: s = (w + h) / 2); see :mod:`edgeface.landmarks.box`, bench/fit_dlib_box.py, bench/results/fit_dlib_box.json
+DLIB_BOX_MAP = (DX, DY, SIDE)
 
 
 class Aligner:
@@ -90,7 +92,8 @@ def landmark_box(box_xywh, box_map=DLIB_BOX_MAP) -> tuple[int, int, int, int]:
     ``centered_rect`` (integer corners, right/bottom inclusive)."""
     from .landmarks.box import dlib_box_from_detector
 
-    return dlib_box_from_detector(box_xywh, box_map)
+    dx, dy, side = box_map
+    return dlib_box_from_detector(box_xywh, dx, dy, side)
 
 
 def same_alignment(a: dict | AlignSpec | None, b: dict | AlignSpec | None) -> bool:

@@ -86,6 +86,26 @@ class DlibReader:
         """An unsigned integer (unsigned long / uint64 by default)."""
         return self._integer(what, False, max_bytes)
 
+    def ints(self, count: int, what: str = "run of integers") -> np.ndarray:
+        """``count`` consecutive signed integers as an int64 array: the bulk path for long runs of sizes, indices
+        and float mantissa/exponent pairs (a tree forest of the shape predictor is nothing else)."""
+        data, pos, end = self.data, self.pos, len(self.data)
+        out = [0] * count
+        for i in range(count):
+            if pos >= end:
+                self.fail(f"truncated: {what} ends after {i} of {count} integers", pos)
+            ctrl = data[pos]
+            n = ctrl & 0x0F
+            if n == 0 or n > 8 or ctrl & 0x70:
+                self.fail(f"bad {what}: control byte 0x{ctrl:02x}", pos)
+            if pos + 1 + n > end:
+                self.fail(f"truncated: {what} ends inside an integer", pos)
+            v = data[pos + 1] if n == 1 else int.from_bytes(data[pos + 1:pos + 1 + n], "little")
+            out[i] = -v if ctrl & 0x80 else v
+            pos += 1 + n
+        self.pos = pos
+        return np.array(out, dtype=np.int64)
+
     # -- strings, bools ------------------------------------------------------------------------------------
 
     def string(self, what: str = "string", max_len: int = 1 << 20) -> str:
