@@ -1,14 +1,15 @@
 """edgeface vs ageitgey/face_recognition (dlib) on the same real faces, side by side in one run.
 
-Runs in its own environment (dlib-bin, face_recognition_models and face_recognition --no-deps), made by
-``bash bench/setup_bench_env.sh``:
+Runs in the project's venv (scripts/setup.sh installs dlib-bin, face_recognition_models and face_recognition
+--no-deps as references):
 
-    .venv-bench/bin/python bench/compare_face_recognition.py --data ../shared/data/faces/celeba-loose \
-        --model ../shared/models/reference/mobilefacenet_128d.onnx --model BUNDLE:onnx_int8 --identities 60
+    .venv/bin/python bench/compare_face_recognition.py --data UNSEEN_FACES \
+        --model BUNDLE:onnx_fp32 --model BUNDLE:onnx_int8 --identities 60
 
-For each method: the fraction of photos where a face was found, per-image time (detect + embed, median and p95,
-one thread), and verification on the photos every method found a face in (so all methods are scored on the
-same pairs): TAR at FAR 1e-2 / 1e-3, EER. Writes JSON (and prints a Markdown table).
+For each method: the no-face rate, per-face time (detect + landmarks + chip + embed, median and p95, one thread,
+and each stage's median for edgeface), and verification on the photos every method found a face in (so all
+methods are scored on the same pairs): TAR at FAR 1e-2 / 1e-3 / 1e-4, EER. Each edgeface model runs with its
+bundle's own alignment. Writes JSON (and prints a Markdown table).
 """
 
 from __future__ import annotations
@@ -39,19 +40,34 @@ def pick_photos(root: Path, identities: int, seed: int):
     return [p for p in photos if p.identity in chosen]
 
 
-def run_edgeface(photos, detector, spec: str, threads: int):
+def run_edgeface(photos, detector, spec: str, threads: int, mirror: bool = False):
+    from edgeface.alignment import aligner_of
+    from edgeface.faces import largest_face
+
     path, _, key = spec.partition(":")
     emb_model = open_embedder(path, model=key or None, threads=threads)
     emb_model.warm_up()
-    out, times = {}, []
+    aligner = aligner_of(emb_model)
+    out, times, stages = {}, [], {"detect": [], "landmarks": [], "chip": [], "embed": []}
     for i, p in enumerate(tqdm(photos, desc=f"edgeface {Path(path).name}{':' + key if key else ''}")):
         img = read_image(p.path)
         t0 = time.perf_counter()
-        crop, _ = aligned_crop(detector, img)
-        if crop is not None:
-            out[i] = emb_model.embed(crop[None])[0]
+        face = largest_face(detector.detect(img))
+        t1 = time.perf_counter()
+        if face is not None:
+            points = aligner.points(img, face)
+            t2 = time.perf_counter()
+            crop = aligner.crop(img, face) if aligner.spec.template == "arcface" else \
+                __import__("edgeface.chip", fromlist=["extract_dlib_chip"]).extract_dlib_chip(
+                    img, points, aligner.size, aligner.spec.padding)
+            t3 = time.perf_counter()
+            out[i] = emb_model.embed(crop[None], mirror=mirror)[0]
+            t4 = time.perf_counter()
+            for k, v in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                stages[k].append(v * 1000)
         times.append((time.perf_counter() - t0) * 1000)
-    return out, np.array(times), 1.0  # cosine: higher is more alike
+    medians = {k: float(np.median(v)) if v else None for k, v in stages.items()}
+    return out, np.array(times), 1.0, medians  # cosine: higher is more alike
 
 
 def run_dlib(photos, model: str):
@@ -66,7 +82,7 @@ def run_dlib(photos, model: str):
             largest = max(locs, key=lambda b: (b[2] - b[0]) * (b[1] - b[3]))
             out[i] = face_recognition.face_encodings(img, [largest])[0]
         times.append((time.perf_counter() - t0) * 1000)
-    return out, np.array(times), -1.0  # euclidean distance: lower is more alike
+    return out, np.array(times), -1.0, {}  # euclidean distance: lower is more alike
 
 
 def main() -> int:
@@ -78,6 +94,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--dlib-model", default="hog", choices=("hog", "cnn"))
+    ap.add_argument("--mirror", action="store_true", help="edgeface: also embed each face's mirror image")
     ap.add_argument("--json", type=Path, default=Path("bench/results/compare_face_recognition.json"))
     args = ap.parse_args()
 
@@ -86,16 +103,16 @@ def main() -> int:
     detector = create_detector("yunet", args.detector_model)
     runs = {}
     for spec in args.model:
-        runs[f"edgeface {spec}"] = run_edgeface(photos, detector, spec, args.threads)
+        runs[f"edgeface {spec}"] = run_edgeface(photos, detector, spec, args.threads, args.mirror)
     try:
         runs[f"face_recognition dlib ({args.dlib_model})"] = run_dlib(photos, args.dlib_model)
     except ImportError as exc:
-        print(f"face_recognition not installed here ({exc}); run bench/setup_bench_env.sh", file=sys.stderr)
+        print(f"face_recognition not installed here ({exc}); run scripts/setup.sh", file=sys.stderr)
     common = sorted(set.intersection(*(set(r[0]) for r in runs.values())))
     results = {"data": str(args.data), "identities": args.identities, "photos": len(photos),
                "scored_photos": len(common), "threads": args.threads, "machine": os.uname().machine,
                "cpu_count": os.cpu_count(), "methods": {}}
-    for name, (embs, times, sign) in runs.items():
+    for name, (embs, times, sign, stage_ms) in runs.items():
         e = np.stack([embs[i] for i in common]).astype(np.float32)
         lab = labels[common]
         if sign > 0:
@@ -106,19 +123,22 @@ def main() -> int:
             same = lab[iu] == lab[ju]
             g, imp = -d[iu[same], ju[same]], -d[iu[~same], ju[~same]]
         results["methods"][name] = {
-            "face_found": len(embs) / len(photos),
+            "face_found": len(embs) / len(photos), "no_face_rate": 1.0 - len(embs) / len(photos),
             "ms_per_image_median": float(np.median(times)), "ms_per_image_p95": float(np.percentile(times, 95)),
-            "tar_at_far": tar_at_far(g, imp, (1e-2, 1e-3)), "eer": eer(g, imp)[0],
+            "stage_ms_median": stage_ms,
+            "tar_at_far": tar_at_far(g, imp, (1e-2, 1e-3, 1e-4)), "eer": eer(g, imp)[0],
         }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))
     print(f"\n{len(photos)} photos of {args.identities} identities; verification on the {len(common)} photos every method found a face in\n")
-    print("| method | face found | ms/image median (p95) | TAR@FAR 1e-2 | TAR@FAR 1e-3 | EER |")
-    print("|---|---|---|---|---|---|")
+    print("| method | no face | ms/face median (p95) | stages ms (detect / landmarks / chip / embed) | TAR@1e-2 | TAR@1e-3 | TAR@1e-4 | EER |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, m in results["methods"].items():
         t = m["tar_at_far"]
-        print(f"| {name} | {m['face_found']:.3f} | {m['ms_per_image_median']:.1f} ({m['ms_per_image_p95']:.1f}) | "
-              f"{t['1e-2']:.3f} | {t['1e-3']:.3f} | {m['eer']:.3f} |")
+        st = " / ".join(f"{v:.1f}" for v in m["stage_ms_median"].values() if v is not None) or "-"
+        f4 = "-" if t.get("1e-4") is None else f"{t['1e-4']:.3f}"
+        print(f"| {name} | {m['no_face_rate']:.3f} | {m['ms_per_image_median']:.1f} ({m['ms_per_image_p95']:.1f}) | {st} | "
+              f"{t['1e-2']:.3f} | {t['1e-3']:.3f} | {f4} | {m['eer']:.3f} |")
     return 0
 
 
