@@ -110,7 +110,7 @@ class WiegandReader:
         bits, noisy = self._bits, self._noisy
         self._bits, self._noisy, self._last_bit = [], False, None
         badge, reason = decode(bits)
-        if noisy and badge is not None:
+        if noisy:  # whatever the bits say
             badge, reason = None, f"{len(bits)}-bit frame with both lines low at once (noise)"
         self.frames += 1
         if badge is not None:
