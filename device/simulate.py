@@ -79,7 +79,7 @@ def build_simulation(cfg: GateConfig, *, threshold: float | None = None, realtim
     relay = open_relay(cfg.relay, pin_factory=pin_factory)
     try:
         limit_threads(cfg.model.threads)
-        runtime = load_runtime(cfg, detector=detector, threshold=threshold)
+        runtime = load_runtime(cfg, detector=detector, threshold=threshold, simulated=True)
         wall = simulated_wall(wall_start) if wall_start is not None else None
         access = build_access(cfg, relay, credentials=credentials, wall=wall, hardware=False)
         gate = Gate(runtime, None, relay, json_out=json_out, log_out=log_out, simulated=not realtime,

@@ -11,6 +11,7 @@ import edgeface, edgeface.device, edgeface.runtime, edgeface.detect, edgeface.bu
 import edgeface.access.credentials, edgeface.access.schedule, edgeface.access.people_set
 import edgeface.device.access.decide, edgeface.device.access.wiegand, edgeface.device.access.door
 import edgeface.device.access.reader_evdev, edgeface.device.access.reader_simulated, edgeface.device.access.feedback
+import edgeface.gallery_writer, edgeface.enroll_checks, edgeface.enroll_photos
 from edgeface.cli import build_parser
 build_parser()
 heavy = [m for m in ("torch", "gpiozero", "picamera2", "lgpio", "Jetson", "litert_torch", "tensorflow", "evdev") if m in sys.modules]

@@ -12,18 +12,18 @@ from datetime import timezone
 from pathlib import Path
 
 from ..errors import EdgefaceError
-from ..gallery import Gallery, Person
+from ..gallery import Gallery, Person  # noqa: F401  (Gallery: the type edit() receives)
 from .credentials import ATTRIBUTE, AccessDataError, AccessRecord, badge_number, hash_pin
 from .schedule import parse_moment, parse_schedule
 
 
 def edit_gallery(path: str | Path, edit) -> Person:
-    """Load, apply ``edit(gallery) -> Person``, save atomically: the one place ``people set`` writes the gallery
-    (to become the gallery's locked writer once it exists)."""
-    gallery = Gallery.load(path)
-    person = edit(gallery)
-    gallery.save(path)
-    return person
+    """Apply ``edit(gallery) -> Person`` under the gallery's one locked writer (re-read under the lock, atomic
+    0600 write): concurrent ``people set`` / ``enroll`` runs lose no update."""
+    from ..gallery_writer import GalleryWriter
+
+    with GalleryWriter.open(path) as gallery:
+        return edit(gallery)
 
 
 def read_pin() -> str:
