@@ -60,7 +60,11 @@ def build_daemon(config_path: str | Path, *, pin_factory=None, camera_factory: C
 
             notifier = Notifier.from_env()
         factory = camera_factory or (lambda: open_camera(cfg.camera.source, cfg.camera, realtime=True))
-        gate = Gate(runtime, None, relay, audit=open_audit(cfg), notifier=notifier, reload=reload, log_out=log_out)
+        from .access.decide import build_access
+
+        access = build_access(cfg, relay, pin_factory=pin_factory)
+        gate = Gate(runtime, None, relay, audit=open_audit(cfg), notifier=notifier, reload=reload, log_out=log_out,
+                    access=access)
         gate.camera = WatchedCamera(factory, cfg.camera.read_timeout_s, cfg.camera.retry_initial_s,
                                     cfg.camera.retry_max_s, on_event=gate.camera_event)
         return gate

@@ -90,7 +90,7 @@ class Gate:
     def __init__(self, runtime: Runtime, camera, relay, *, audit=None, notifier=None,
                  reload: Callable[[], Runtime] | None = None, json_out: TextIO | None = None,
                  log_out: TextIO | None = sys.stderr, simulated: bool = False, finish_pulse_at_end: bool = False,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, access=None) -> None:
         self.runtime = runtime
         self.camera = camera
         self.relay = relay
@@ -104,6 +104,8 @@ class Gate:
         self.finish_pulse_at_end = finish_pulse_at_end or simulated
         self.clock = clock
         self.policy = Policy(runtime.params)
+        #: the access hook (edgeface.device.access.decide.AccessControl) or None: 1:N decisions as they are
+        self.access = access
         self.events: deque[Event] = deque(maxlen=1000)  # the most recent events, for tests and STATUS
         self.stats = {"frames": 0, "processed": 0, "stale": 0, "skipped": 0, "errors": 0, "unlocks": 0}
         self.latencies_ms: deque[float] = deque(maxlen=1000)
@@ -187,6 +189,7 @@ class Gate:
             frame = self._read()
             if frame is not None:
                 self._handle(frame)
+            self._poll_access()
             self._heartbeat()
 
     def _read(self):
@@ -227,6 +230,8 @@ class Gate:
         decisions = self.policy.observe(frame.t, result.face is not None, m and m.person_id, m and m.name,
                                         m and m.score, m and m.margin, rejected=rejected,
                                         embedding=result.embedding)
+        if self.access is not None:
+            decisions = self.access.decide(frame.t, result, decisions, self.runtime, self.policy.locked_out)
         for d in decisions:
             self._act(d, result, frame.t)
 
@@ -238,11 +243,18 @@ class Gate:
         if self._errors_in_row >= MAX_CONSECUTIVE_ERRORS:
             raise EdgefaceError(f"{self._errors_in_row} frames in a row failed; last: {exc}") from exc
 
-    def _act(self, d: Decision, result: FrameResult, t: float) -> None:
-        crop = result.crop if d.kind in ("granted", "denied", "unknown") else None
+    def _poll_access(self) -> None:
+        if self.access is not None:
+            now = self._now if self.simulated else self.clock()
+            for d in self.access.poll(now, self.runtime, self.policy.locked_out):
+                self._act(d, None, now)
+
+    def _act(self, d: Decision, result: FrameResult | None, t: float) -> None:
+        crop = result.crop if result is not None and d.kind in ("granted", "denied", "unknown") else None
+        latency = result.latency_ms if result is not None and d.kind != "no_decision" else None
         self._emit(d.kind, self._t(d.t), person_id=d.person_id, person=d.person, score=d.score, margin=d.margin,
-                   latency_ms=result.latency_ms if d.kind != "no_decision" else None, detail=d.detail, crop=crop)
-        if d.kind != "granted":
+                   latency_ms=latency, detail=d.detail, crop=crop)
+        if d.kind not in ("granted", "exit_request"):  # a request-to-exit button pulses too
             return
         pulse_s = self.runtime.config.relay.pulse_s
         if self.simulated:
@@ -367,10 +379,12 @@ class Gate:
             self._wait_relay_idle(self.runtime.config.relay.pulse_s + 1.0)
         self.relay.off()
         self.notifier.stopping()
-        for d in self.policy.end(self._now):
-            self._emit(d.kind, self._t(d.t), score=d.score, detail=d.detail)
+        for d in self.policy.end(self._now) + (self.access.end(self._now, self.runtime) if self.access else []):
+            self._emit(d.kind, self._t(d.t), person_id=d.person_id, person=d.person, score=d.score, detail=d.detail)
         self._emit("stopping", self._t(), detail=self._stop_reason or "exiting")
-        for closer in (self.camera.close, self.relay.close, self.audit.close):
+        for closer in (self.camera.close, self.relay.close, self.audit.close, getattr(self.access, "close", None)):
+            if closer is None:
+                continue
             try:
                 closer()
             except Exception as exc:

@@ -107,6 +107,7 @@ class Runtime:
     pipeline: Pipeline
     gallery: Gallery
     params: PolicyParams
+    access: object | None = None  # edgeface.device.access.rules.AccessRules: modes, credentials, schedules
 
     def describe(self) -> str:
         return (f"model {self.key} ({self.pipeline.embedder.fingerprint[:12]}), {len(self.gallery)} enrolled, "
@@ -135,9 +136,12 @@ def load_runtime(cfg: GateConfig, *, detector=None, threshold: float | None = No
         det = cfg.detector
         options = {"score_threshold": det.score_threshold} if det.kind == "yunet" else {}
         detector = create_detector(det.kind, det.model_path, **options)
+    from .access.rules import load_access
+
+    access = load_access(cfg, bundle, key, gallery, value)
     pipeline = Pipeline(detector, embedder, Matcher(gallery, scorer=embedder.scorer), cfg.quality,
                         mirror=cfg.model.mirror)
-    return Runtime(cfg, bundle, key, value, source, pipeline, gallery, params)
+    return Runtime(cfg, bundle, key, value, source, pipeline, gallery, params, access)
 
 
 def limit_threads(threads: int) -> None:

@@ -58,8 +58,13 @@ def one_shot_at_threshold(emb: np.ndarray, labels: np.ndarray, threshold: float,
     return out
 
 
-def calibrate(emb: np.ndarray, labels: np.ndarray, far: float, seed: int = 0, scorer=None) -> Calibration:
-    """The threshold giving ``far`` on all impostor pairs of ``(emb, labels)`` (up to 2M, sampled by seed)."""
+def calibrate(emb: np.ndarray, labels: np.ndarray, far: float, seed: int = 0, verify: bool = False,
+              scorer=None) -> Calibration:
+    """The threshold giving ``far`` on all impostor pairs of ``(emb, labels)`` (up to 2M, sampled by seed).
+
+    ``verify`` (1:1, ``calibrate --mode verify``): the same single comparisons (a probe against one claimed
+    person's photo; genuine pairs vs impostor pairs), without the one-shot 1:N rates, which a 1:1 check never
+    faces: its FAR per attempt is the FAR per comparison, where 1:N against N people makes N comparisons."""
     emb = np.asarray(emb, np.float32)
     labels = np.asarray(labels)
     if not 0 < far < 1:
@@ -75,7 +80,9 @@ def calibrate(emb: np.ndarray, labels: np.ndarray, far: float, seed: int = 0, sc
         raise EdgefaceError("no genuine pairs: every identity needs at least 2 usable photos")
     t = threshold_at_far(impostor, far)
     value = float(np.nextafter(t, np.inf))
-    one_shot = one_shot_at_threshold(emb, labels, value, seed, scorer)
+    nan = float("nan")
+    one_shot = {"fnir": nan, "fpir": nan, "rank1": nan} if verify else one_shot_at_threshold(emb, labels, value, seed,
+                                                                                                  scorer)
     return Calibration(threshold=value, far=far, tar=float(np.mean(genuine >= value)), fnir=one_shot["fnir"],
                        fpir=one_shot["fpir"], rank1=one_shot["rank1"], identities=len(ids), images=len(labels),
                        genuine_pairs=len(genuine), impostor_pairs=len(impostor),

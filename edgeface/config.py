@@ -118,6 +118,62 @@ class AdminConfig(Section):
         return self
 
 
+class WiegandConfig(Section):
+    d0_pin: int | str = Field(description="GPIO of the reader's DATA0 line (BCM on a Pi)")
+    d1_pin: int | str = Field(description="GPIO of the reader's DATA1 line")
+    frame_gap_s: float = Field(0.025, gt=0, le=1, description="no bit for this long ends a frame (readers send a bit every ~2 ms)")
+
+
+class KeyboardReaderConfig(Section):
+    device: Path = Field(description="evdev device of a USB keyboard-wedge badge reader or keypad, e.g. /dev/input/by-id/usb-...-event-kbd")
+    kind: Literal["badge", "pin"] = Field("badge", description="what the digits typed before Enter are: a badge number or a PIN")
+    entry_timeout_s: float = Field(10.0, gt=0, description="digits not completed by Enter within this long are discarded")
+
+
+class DoorConfig(Section):
+    contact_pin: int | str | None = Field(None, description="door contact (reed switch); omit if none")
+    exit_pin: int | str | None = Field(None, description="request-to-exit button; omit if none")
+    tamper_pin: int | str | None = Field(None, description="tamper switch; omit if none")
+    pull_up: bool = Field(True, description="internal pull-up on the inputs (switches to ground); false: pull-down")
+    contact_open_high: bool = Field(True, description="the contact input reads high when the door is open")
+    exit_pressed_high: bool = Field(False, description="the exit button reads high when pressed")
+    tamper_high: bool = Field(True, description="the tamper input reads high when tampered with")
+    debounce_s: float = Field(0.05, ge=0, le=2, description="an input level must hold this long to count")
+    held_open_s: float = Field(30.0, gt=0, description="door open longer than this: door_held_open")
+    forced_grace_s: float = Field(2.0, ge=0, description="door opening within a pulse plus this long is not forced")
+
+
+class FeedbackConfig(Section):
+    granted_pin: int | str | None = Field(None, description="LED (or buzzer) lit when access is granted")
+    denied_pin: int | str | None = Field(None, description="buzzer (or LED) sounded when access is denied")
+    active_high: bool = Field(True, description="false for outputs that switch on a low pin")
+    on_s: float = Field(1.0, gt=0, le=10, description="how long the granted output stays on")
+
+
+class AccessConfig(Section):
+    mode: Literal["face", "face_or_badge", "face_and_badge", "face_and_pin"] = Field(
+        "face", description="face: 1:N identification; face_or_badge: either opens; face_and_badge / face_and_pin: "
+                            "the claimed person's face must match at the verification threshold (1:1)")
+    claim_window_s: float = Field(5.0, gt=0, le=60, description="a badge or PIN with no matching face within this long is denied")
+    timezone: str = Field("UTC", description="IANA zone of the schedules and validity dates, e.g. Europe/Berlin")
+    verify_threshold: float | None = Field(None, ge=-1, le=1, description="1:1 cosine threshold; default: the bundle's "
+                                           "'<key>:verify' (edgeface calibrate --mode verify), else the 1:N threshold")
+    schedules: dict[str, str] = Field(default_factory=dict, description="group -> weekly schedule, e.g. staff = \"Mon-Fri 07:00-19:00\"")
+    wiegand: WiegandConfig | None = Field(None, description="Wiegand 26/34-bit badge reader on two GPIO lines")
+    keyboard: KeyboardReaderConfig | None = Field(None, description="USB keyboard-wedge badge reader or keypad (evdev)")
+    door: DoorConfig = Field(default_factory=DoorConfig)
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
+
+    @model_validator(mode="after")
+    def _check(self):
+        from .access.schedule import check_timezone, parse_schedule
+
+        check_timezone(self.timezone)
+        for group, text in self.schedules.items():
+            parse_schedule(text, f"schedules.{group}")
+        return self
+
+
 class GateConfig(Section):
     model: ModelConfig
     camera: CameraConfig
@@ -127,6 +183,7 @@ class GateConfig(Section):
     relay: RelayConfig = Field(default_factory=RelayConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     admin: AdminConfig = Field(default_factory=AdminConfig)
+    access: AccessConfig = Field(default_factory=AccessConfig)
 
 
 _TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")

@@ -8,12 +8,15 @@ import sys
 CHECK = """
 import sys
 import edgeface, edgeface.device, edgeface.runtime, edgeface.detect, edgeface.bundle, edgeface.config
+import edgeface.access.credentials, edgeface.access.schedule, edgeface.access.people_set
+import edgeface.device.access.decide, edgeface.device.access.wiegand, edgeface.device.access.door
+import edgeface.device.access.reader_evdev, edgeface.device.access.reader_simulated, edgeface.device.access.feedback
 import edgeface.gallery_writer, edgeface.enroll_checks, edgeface.enroll_photos
 import edgeface.landmarks.shape5, edgeface.landmarks.box, edgeface.chip
 import edgeface.alignment, edgeface.scorer
 from edgeface.cli import build_parser
 build_parser()
-heavy = [m for m in ("torch", "gpiozero", "picamera2", "lgpio", "Jetson", "litert_torch", "tensorflow") if m in sys.modules]
+heavy = [m for m in ("torch", "gpiozero", "picamera2", "lgpio", "Jetson", "litert_torch", "tensorflow", "evdev") if m in sys.modules]
 print(",".join(heavy))
 """
 

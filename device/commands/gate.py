@@ -12,6 +12,7 @@ DESCRIPTION = """Run the face-recognition door daemon from a config file, or sim
 
   edgeface gate --config /etc/edgeface/gate.toml
   edgeface gate --simulate clip.avi --bundle BUNDLE --gallery people.gallery [--config FILE] [--realtime]
+                [--credentials claims.jsonl] [--clock 2026-12-05T10:00]
 
 The daemon drives the relay off at start, on SIGTERM/SIGINT, on any error and at exit; SIGHUP reloads the
 config and gallery (a bad new file keeps the old one). Config errors exit 78.
@@ -28,6 +29,10 @@ def add_arguments(parser) -> None:
                         help="cosine threshold for the simulation (default: the config's, else the bundle's calibrated one)")
     parser.add_argument("--audit-db", metavar="DB",
                         help="simulation: also record the events in this SQLite audit database, as the daemon does")
+    parser.add_argument("--credentials", metavar="FILE.jsonl",
+                        help='simulation: badge/PIN claims, one per line: {"t": 3.0, "badge": "0012345"} or {"t": 3.0, "pin": "4711"}')
+    parser.add_argument("--clock", metavar="YYYY-MM-DDTHH:MM",
+                        help="simulation: the wall clock at the start of the replay, local to [access] timezone (schedules)")
     parser.add_argument("--realtime", action="store_true",
                         help="simulation: pace the replay at its frame rate on the real clock (default: video time, as fast as possible)")
 
@@ -41,17 +46,25 @@ def run(args) -> int:
         from edgeface.device.simulate import run_simulation, simulation_config
 
         cfg = simulation_config(args.simulate, args.bundle, args.gallery, args.config, args.model)
+        wall_start = None
+        if args.clock:
+            from edgeface.access.schedule import check_timezone, parse_moment
+
+            try:
+                wall_start = parse_moment(args.clock, check_timezone(cfg.access.timezone), what="--clock")
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         audit = None
         if args.audit_db:
             from edgeface.device.audit import AuditLog
 
             audit = AuditLog(args.audit_db)
         gate = run_simulation(cfg, threshold=args.threshold, realtime=args.realtime, json_out=sys.stdout,
-                              log_out=None, audit=audit)
+                              log_out=None, audit=audit, credentials=args.credentials, wall_start=wall_start)
         return gate.exit_code
     if args.config is None:
         raise ConfigError("edgeface gate needs --config FILE (or --simulate VIDEO_OR_DIR --bundle B --gallery G)")
-    for flag in ("bundle", "gallery", "model", "threshold", "audit_db"):
+    for flag in ("bundle", "gallery", "model", "threshold", "audit_db", "credentials", "clock"):
         if getattr(args, flag) is not None:
             raise ConfigError(f"--{flag.replace('_', '-')} is for --simulate; the daemon takes everything from --config")
     if args.realtime:

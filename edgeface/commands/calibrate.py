@@ -3,7 +3,8 @@
 DIR (``<identity>/*.jpg``) must hold people who are neither enrolled nor in the embedder's training set. The
 photos go through the door's own steps (detector, alignment, quality gates, the bundle's embedder); the
 threshold, expected TAR and one-shot FNIR go into ``edgeface.json`` ``thresholds[model key]``, where the gate
-reads it.
+reads it. ``--mode verify`` calibrates the 1:1 threshold of ``[access] mode = face_and_badge / face_and_pin``
+(one comparison per attempt) and stores it as ``thresholds["<key>:verify"]``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ HELP = "calibrate the match threshold of a bundle for a target false-accept rate
 def add_arguments(p) -> None:
     p.add_argument("--bundle", type=Path, required=True, help="bundle directory (its edgeface.json is updated)")
     p.add_argument("--data", type=Path, required=True, help="folder <identity>/*.jpg of people disjoint from the enrolled ones")
+    p.add_argument("--mode", choices=("identify", "verify"), default="identify",
+                   help="identify: the 1:N threshold (default); verify: the 1:1 threshold, stored as '<key>:verify'")
     p.add_argument("--far", type=float, default=1e-3, help="target false-accept rate (default 1e-3)")
     p.add_argument("--model", default=None, help="bundle model key; default: the bundle's preferred")
     p.add_argument("--config", type=Path, default=None, help="gate config whose [quality] gates to apply")
@@ -63,14 +66,18 @@ def run(args) -> int:
     result = embed_photos(photos, detector_from_args(args), embedder, cfg, desc="calibrate")
     from ..scorer import scorer_of
 
-    cal = calibrate(result.embeddings, result.labels, args.far, seed=args.seed, scorer=scorer_of(embedder))
+    verify = args.mode == "verify"
+    cal = calibrate(result.embeddings, result.labels, args.far, seed=args.seed, verify=verify,
+                    scorer=scorer_of(embedder))
+    stored = f"{key}:verify" if verify else key
     data = f"{args.data} ({cal.identities} identities, {cal.images} photos, {len(result.rejected)} rejected by quality)"
     report = {"bundle": str(args.bundle), "model": key, "fingerprint": embedder.fingerprint, "data": data,
-              "rejected": len(result.rejected), **cal.to_json()}
-    print(f"model {key}: threshold {cal.threshold:.4f} for FAR {far_key(args.far)} "
+              "rejected": len(result.rejected), "mode": args.mode,
+              **{k: None if isinstance(v, float) and v != v else v for k, v in cal.to_json().items()}}
+    print(f"model {key} ({'1:1 verification' if verify else '1:N identification'}): threshold {cal.threshold:.4f} for FAR {far_key(args.far)} "
           f"(measured {cal.achieved_far:.2e} on {cal.impostor_pairs} impostor pairs)")
-    print(f"  expected TAR {cal.tar:.4f} on {cal.genuine_pairs} genuine pairs; one-shot FNIR {cal.fnir:.4f}, "
-          f"FPIR {cal.fpir:.4f}, rank-1 {cal.rank1:.4f}")
+    print(f"  expected TAR {cal.tar:.4f} on {cal.genuine_pairs} genuine pairs"
+          + ("" if verify else f"; one-shot FNIR {cal.fnir:.4f}, FPIR {cal.fpir:.4f}, rank-1 {cal.rank1:.4f}"))
     print(f"  on {data}")
     if not cal.tar >= USELESS_TAR:
         print(f"WARNING: expected TAR {cal.tar:.3f} at FAR {far_key(args.far)} is below {USELESS_TAR}: most "
@@ -81,11 +88,11 @@ def run(args) -> int:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     if args.dry_run:
         return 0
-    bundle.meta.thresholds[key] = Threshold(
-        value=cal.threshold, far=args.far, tar=cal.tar, fnir=cal.fnir, data=data, points=cal.points,
+    bundle.meta.thresholds[stored] = Threshold(
+        value=cal.threshold, far=args.far, tar=cal.tar, fnir=None if verify else cal.fnir, data=data, points=cal.points,
         calibrated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     out = bundle.save()
-    print(f"stored thresholds[{key}] in {out}")
+    print(f"stored thresholds[{stored}] in {out}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""``edgeface people list [--json] | remove NAME | rename OLD NEW --gallery GALLERY``.
+"""``edgeface people list [--json] | remove NAME | rename OLD NEW | set NAME [access options] --gallery GALLERY``.
 
 Edits rewrite the whole gallery atomically (mode 0600), so a removed person's embeddings leave the file.
 A person is named by display name or id.
@@ -24,7 +24,17 @@ def add_arguments(p) -> None:
     mv = sub.add_parser("rename", help="change a person's display name (id and embeddings stay)")
     mv.add_argument("old", help="display name or id")
     mv.add_argument("new", help="new display name")
-    for s in (ls, rm, mv):
+    st = sub.add_parser("set", help="badges, PIN, schedule and validity of a person (door access control)")
+    st.add_argument("name", help="display name or id")
+    st.add_argument("--badge", action="append", default=[], metavar="NUMBER", help="add a badge number (repeatable)")
+    st.add_argument("--clear-badge", action="store_true", help="remove all badges (before adding --badge ones)")
+    st.add_argument("--pin-prompt", action="store_true", help="set the PIN, read twice without echo (stored as a salted scrypt hash)")
+    st.add_argument("--clear-pin", action="store_true", help="remove the PIN")
+    st.add_argument("--schedule", metavar="RULES", help='weekly schedule, e.g. "Mon-Fri 07:00-19:00; Sat 09:00-13:00" ("" clears)')
+    st.add_argument("--group", action="append", default=None, metavar="GROUP", help="schedule group(s) of [access] schedules (repeatable; \"\" clears)")
+    st.add_argument("--valid-from", metavar="DATE", help="first day (YYYY-MM-DD) or moment (YYYY-MM-DDTHH:MM) of access (\"\" clears)")
+    st.add_argument("--valid-until", metavar="DATE", help="last day (inclusive) or moment of access (\"\" clears)")
+    for s in (ls, rm, mv, st):
         s.add_argument("--gallery", type=Path, default=argparse.SUPPRESS, help="gallery file")
 
 
@@ -51,6 +61,12 @@ def run(args) -> int:
         with GalleryWriter.open(args.gallery) as gallery:  # locked; applies to the current content
             person = gallery.remove(args.name)
         print(f"removed {person.name} ({person.id}, {len(person.embeddings)} embedding(s)); {len(gallery)} enrolled")
+        return 0
+    if args.action == "set":
+        from ..access.people_set import set_access
+
+        person, summary = set_access(args.gallery, args)
+        print(f"{person.name} ({person.id}): {summary}")
         return 0
     with GalleryWriter.open(args.gallery) as gallery:
         person = gallery.rename(args.old, args.new)
