@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgeface.config import GateConfig, load_config
+from edgeface.errors import ConfigError
 
 from .camera import Camera, open_camera
 from .camera_watch import WatchedCamera
@@ -39,6 +40,19 @@ def open_audit(cfg: GateConfig):
         return NullAudit()
 
 
+def start_fleet(cfg: GateConfig, gate: Gate) -> None:
+    """``[fleet]``: follow the site's signed gallery and send events upstream, in threads of their own; the
+    link stops when the gate closes its audit (last thing at shutdown)."""
+    try:
+        from .fleet.door_link import DoorLink, FleetAudit
+    except ImportError as exc:
+        raise ConfigError(f"[fleet] needs the fleet extra (pip install 'edgeface[fleet]'): {exc}") from None
+    link = DoorLink(cfg, gate)
+    gate.audit = FleetAudit(gate.audit, link)
+    gate.fleet = link
+    link.start()
+
+
 def build_daemon(config_path: str | Path, *, pin_factory=None, camera_factory: Callable[[], Camera] | None = None,
                  notifier=None, log_out=sys.stderr, detector=None) -> Gate:
     """Everything ``edgeface gate --config`` runs, ready for :meth:`Gate.run`. Raises ConfigError (78),
@@ -61,6 +75,8 @@ def build_daemon(config_path: str | Path, *, pin_factory=None, camera_factory: C
         gate = Gate(runtime, None, relay, audit=open_audit(cfg), notifier=notifier, reload=reload, log_out=log_out)
         gate.camera = WatchedCamera(factory, cfg.camera.read_timeout_s, cfg.camera.retry_initial_s,
                                     cfg.camera.retry_max_s, on_event=gate.camera_event)
+        if cfg.fleet is not None:
+            start_fleet(cfg, gate)
         return gate
     except BaseException:
         relay.close()

@@ -133,7 +133,7 @@ def load_runtime(cfg: GateConfig, *, detector=None, threshold: float | None = No
     value, source = resolve_threshold(bundle, key, threshold if threshold is not None else cfg.policy.threshold)
     params = PolicyParams.from_config(cfg.policy, value)
     embedder = open_embedder(bundle, model=key, threads=cfg.model.threads, providers=cfg.model.providers)
-    gallery = Gallery.load(cfg.model.gallery, expected_fingerprint=embedder.fingerprint)
+    gallery = load_gallery(cfg, embedder.fingerprint)
     if len(gallery) == 0:
         log.warning("gallery %s enrolls nobody: the door will not open for anyone", cfg.model.gallery)
     if detector is None:
@@ -142,6 +142,18 @@ def load_runtime(cfg: GateConfig, *, detector=None, threshold: float | None = No
         detector = create_detector(det.kind, det.model_path, **options)
     pipeline = Pipeline(detector, embedder, Matcher(gallery), cfg.quality)
     return Runtime(cfg, bundle, key, value, source, pipeline, gallery, params)
+
+
+def load_gallery(cfg: GateConfig, fingerprint: str) -> Gallery:
+    """The gallery of ``cfg``; with ``[model] gallery_public_key``, only a signed one that is not older than the
+    last accepted (:func:`edgeface.device.fleet.signing.load_signed_gallery`)."""
+    if cfg.model.gallery_public_key is None:
+        return Gallery.load(cfg.model.gallery, expected_fingerprint=fingerprint)
+    try:
+        from .fleet.signing import load_signed_gallery
+    except ImportError as exc:
+        raise ConfigError(f"[model] gallery_public_key needs the fleet extra (pip install 'edgeface[fleet]'): {exc}") from None
+    return load_signed_gallery(cfg.model.gallery, cfg.model.gallery_public_key, fingerprint)
 
 
 def limit_threads(threads: int) -> None:
