@@ -22,6 +22,8 @@ def add_arguments(parser) -> None:
     ev = sub.add_parser("events", help="print the events of every door of SITE as JSON lines")
     ev.add_argument("--count", type=int, metavar="N", help="stop after N events")
     ev.add_argument("--status", action="store_true", help="also print door status messages")
+    ev.add_argument("--session", metavar="ID", help="a persistent session with this client id: the broker keeps "
+                    "the events that arrive while this follower is away (QoS 1)")
     for p in (pub, ev):
         p.add_argument("--broker", required=True, metavar="URL", help="mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
         p.add_argument("--site", required=True, help="site name")
@@ -48,7 +50,7 @@ def _client(args, **kw):
                             key_file=args.key_file and Path(args.key_file))
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         raise ConfigError(f"fleet {args.action}: {exc}") from None
-    return fleet, MqttClient.from_config(fleet, "", **kw)
+    return fleet, MqttClient.from_config(fleet, getattr(args, "session", None) or "", **kw)
 
 
 def run(args) -> int:
@@ -86,7 +88,8 @@ def _events(args) -> int:
 
     follower, inbox = EventFollower(), queue.SimpleQueue()
     subs = [(all_events(args.prefix, args.site), 1)] + ([(all_status(args.prefix, args.site), 1)] if args.status else [])
-    fleet, client = _client(args, subscriptions=tuple(subs), on_message=lambda t, p: inbox.put((t, p)))
+    fleet, client = _client(args, subscriptions=tuple(subs), on_message=lambda t, p: inbox.put((t, p)),
+                            clean_session=not args.session)
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     shown = 0
     client.start()

@@ -4,7 +4,8 @@ One :class:`MqttClient` is one connection to a broker: ``mqtt://`` or ``mqtts://
 ``ca_file``), username/password or a client certificate, a last will, and paho's own network thread, which
 reconnects with exponential backoff (``retry_initial_s`` doubling up to ``retry_max_s``) for as long as the
 client runs; the first connection is retried the same way, so a door starts without its broker. Subscriptions
-are renewed on every connect (clean sessions). Callbacks never raise into paho's thread (an exception there would
+are renewed on every connect; ``clean_session=False`` with a fixed client id (a collector) makes the broker
+keep the subscription and queue QoS 1 messages while the client is away. Callbacks never raise into paho's thread (an exception there would
 end the thread, and with it every reconnect): they are logged and counted in ``callback_errors``.
 """
 
@@ -35,7 +36,7 @@ class MqttClient:
                  on_message: Callable[[str, bytes], None] | None = None,
                  on_connected: Callable[[], None] | None = None,
                  on_disconnected: Callable[[str], None] | None = None,
-                 subscriptions: tuple[tuple[str, int], ...] = ()) -> None:
+                 subscriptions: tuple[tuple[str, int], ...] = (), clean_session: bool = True) -> None:
         tls, self.host, self.port = parse_broker(broker)
         self.broker = broker
         self.keepalive_s = int(keepalive_s)
@@ -44,7 +45,7 @@ class MqttClient:
         self.callback_errors = 0
         self.last_error: str | None = None
         self._connected = threading.Event()
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session)
         self._client.reconnect_delay_set(retry_initial_s, retry_max_s)
         if tls or ca_file or cert_file:
             self._client.tls_set(ca_certs=None if ca_file is None else str(ca_file),
