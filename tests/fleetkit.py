@@ -4,6 +4,7 @@ messages and sessions survive a kill -9 and restart), a collector that follows a
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import shutil
@@ -38,7 +39,9 @@ class Mosquitto:
         self.url = f"mqtt://127.0.0.1:{self.port}"
         root.mkdir(parents=True, exist_ok=True)
         self.conf = root / "mosquitto.conf"
-        self.conf.write_text(f"""listener {self.port} 127.0.0.1
+        # started as root, mosquitto drops to the "mosquitto" user unless told to stay who we are
+        self.conf.write_text(f"""user {getpass.getuser()}
+listener {self.port} 127.0.0.1
 allow_anonymous true
 persistence true
 persistence_location {root}/
@@ -151,6 +154,7 @@ min_margin = 0.05
 cooldown_s = 0.5
 face_gap_s = 0.8
 max_fps = 3.0
+lockout_unknown = 1000  # the removed person keeps walking up: stay deciding, not locked out
 
 [relay]
 backend = "mock"

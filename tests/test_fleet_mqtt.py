@@ -202,7 +202,7 @@ def test_broker_killed_and_restarted_events_arrive_afterwards_exactly_once(site)
     last = {n: max(e["seq"] for e in c.of(n)) for n in DOORS}
     broker.kill()
     down_from = datetime.now().astimezone()
-    time.sleep(4.0)
+    time.sleep(7.0)  # two appearances of the clip at least
     down_to = datetime.now().astimezone()
     broker.start()
     for n in DOORS:
@@ -213,7 +213,8 @@ def test_broker_killed_and_restarted_events_arrive_afterwards_exactly_once(site)
 
     for n in DOORS:
         # the door decided while the broker was gone, and those events came afterwards
-        assert wait_for(lambda: any(during(e) and e["event"] in DECISIONS for e in c.of(n, after_seq=last[n])), 20)
+        assert wait_for(lambda: any(during(e) and e["event"] in DECISIONS for e in c.of(n, after_seq=last[n])), 20), \
+            (str(down_from), str(down_to), [(e["event"], e["wall"][11:23]) for e in c.of(n, after_seq=last[n])][:30])
         assert c.of(n, "fleet_disconnected", last[n])
         assert site["doors"][n].poll() is None
     time.sleep(1.0)
