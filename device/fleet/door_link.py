@@ -123,8 +123,11 @@ class DoorLink:
         self._wake.set()
 
     def _on_disconnected(self, reason: str) -> None:
-        self.gate.post_event("fleet_disconnected", f"broker {self.fleet.broker}: {reason}; keeping gallery "
-                                                   f"version {self.gate.runtime.gallery.version}, events queue on disk")
+        if self._stop.is_set():  # our own goodbye
+            return
+        runtime = getattr(self.gate, "runtime", None)
+        kept = "" if runtime is None else f"keeping gallery version {runtime.gallery.version}, "
+        self.gate.post_event("fleet_disconnected", f"broker {self.fleet.broker}: {reason}; {kept}events queue on disk")
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         self.subscriber.handle(payload, f"{topic} message")
