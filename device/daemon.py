@@ -22,6 +22,7 @@ from .camera_watch import WatchedCamera
 from .gate import Gate, NullAudit
 from .pipeline import Runtime, limit_threads, load_runtime
 from .relay import open_relay
+from .relay_check import check_relay_config
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def build_daemon(config_path: str | Path, *, pin_factory=None, camera_factory: C
     RelayError, ModelError or GalleryError; the relay is closed (off) again when a later step fails."""
     path = Path(config_path)
     cfg = load_config(path)
+    check_relay_config(cfg.relay)  # a pin that cannot exist here is a config error (78), before any GPIO
     relay = open_relay(cfg.relay, pin_factory=pin_factory)
     try:
         limit_threads(cfg.model.threads)

@@ -20,7 +20,7 @@ import numpy as np
 from edgeface.align import align_face
 from edgeface.bundle import Bundle
 from edgeface.config import GateConfig, QualityConfig
-from edgeface.errors import AlignmentError, ConfigError
+from edgeface.errors import AlignmentError
 from edgeface.faces import Face, largest_face
 from edgeface.gallery import Gallery
 from edgeface.match import Match, Matcher
@@ -107,53 +107,30 @@ class Runtime:
                 f"threshold {self.threshold:.4f} ({self.threshold_source}), k={self.params.k} of n={self.params.n}")
 
 
-def resolve_threshold(bundle: Bundle, key: str, configured: float | None) -> tuple[float, str]:
-    """The configured threshold, else the bundle's calibrated one for ``key``; never a guess."""
-    if configured is not None:
-        return float(configured), "config"
-    cal = bundle.threshold(key)
-    if cal is not None:
-        return float(cal.value), f"calibrated at FAR {cal.far:g}"
-    raise ConfigError(
-        f"no threshold: the bundle {bundle.root} has no calibrated threshold for model {key!r} and [policy] "
-        "threshold is not set. Calibrate the bundle (edgeface calibrate) or set policy.threshold; the gate does "
-        "not guess a threshold that could open the door")
-
-
-def load_runtime(cfg: GateConfig, *, detector=None, threshold: float | None = None) -> Runtime:
-    """Load the bundle, embedder, detector and gallery of ``cfg``. Raises (ConfigError, ModelError,
-    GalleryError, DetectorError) without side effects; the caller keeps its previous runtime on failure.
+def load_runtime(cfg: GateConfig, *, detector=None, threshold: float | None = None,
+                 simulated: bool = False) -> Runtime:
+    """Load the bundle, embedder, detector and gallery of ``cfg`` after :func:`edgeface.device.preflight.preflight`
+    (integrity, sha256s, degraded model, threshold, gallery fingerprint). Raises (PreflightError, a
+    ConfigError; DetectorError) without side effects; the caller keeps its previous runtime on failure.
     ``threshold`` overrides the config's (``--simulate --threshold``)."""
     from edgeface.detect import create_detector
     from edgeface.runtime import open_embedder
 
-    bundle = Bundle.load(cfg.model.bundle)
-    key = cfg.model.key or bundle.default_key()
-    bundle.model(key)  # a clear ModelError when the key is not in the bundle
-    value, source = resolve_threshold(bundle, key, threshold if threshold is not None else cfg.policy.threshold)
+    from .preflight import preflight
+
+    checked = preflight(cfg, threshold=threshold, check_relay=False, simulated=simulated)
+    for warning in checked.warnings:
+        log.warning("%s", warning)
+    bundle, key, gallery = checked.bundle, checked.key, checked.gallery
+    value, source = checked.threshold.value, checked.threshold.source
     params = PolicyParams.from_config(cfg.policy, value)
     embedder = open_embedder(bundle, model=key, threads=cfg.model.threads, providers=cfg.model.providers)
-    gallery = load_gallery(cfg, embedder.fingerprint)
-    if len(gallery) == 0:
-        log.warning("gallery %s enrolls nobody: the door will not open for anyone", cfg.model.gallery)
     if detector is None:
         det = cfg.detector
         options = {"score_threshold": det.score_threshold} if det.kind == "yunet" else {}
         detector = create_detector(det.kind, det.model_path, **options)
     pipeline = Pipeline(detector, embedder, Matcher(gallery), cfg.quality)
     return Runtime(cfg, bundle, key, value, source, pipeline, gallery, params)
-
-
-def load_gallery(cfg: GateConfig, fingerprint: str) -> Gallery:
-    """The gallery of ``cfg``; with ``[model] gallery_public_key``, only a signed one that is not older than the
-    last accepted (:func:`edgeface.device.fleet.signing.load_signed_gallery`)."""
-    if cfg.model.gallery_public_key is None:
-        return Gallery.load(cfg.model.gallery, expected_fingerprint=fingerprint)
-    try:
-        from .fleet.signing import load_signed_gallery
-    except ImportError as exc:
-        raise ConfigError(f"[model] gallery_public_key needs the fleet extra (pip install 'edgeface[fleet]'): {exc}") from None
-    return load_signed_gallery(cfg.model.gallery, cfg.model.gallery_public_key, fingerprint)
 
 
 def limit_threads(threads: int) -> None:

@@ -75,7 +75,7 @@ def build_simulation(cfg: GateConfig, *, threshold: float | None = None, realtim
     relay = open_relay(cfg.relay, pin_factory=pin_factory)
     try:
         limit_threads(cfg.model.threads)
-        runtime = load_runtime(cfg, detector=detector, threshold=threshold)
+        runtime = load_runtime(cfg, detector=detector, threshold=threshold, simulated=True)
         gate = Gate(runtime, None, relay, json_out=json_out, log_out=log_out, simulated=not realtime,
                     finish_pulse_at_end=True)
         gate.camera = Replay(open_camera(cfg.camera.source, cfg.camera, realtime=realtime))

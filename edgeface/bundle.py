@@ -11,7 +11,9 @@ A bare external ``.onnx`` or ``.tflite`` file is accepted with the documented de
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
@@ -23,6 +25,8 @@ from .fileutil import atomic_write_bytes, file_mismatch, sha256_file
 
 BUNDLE_FILE = "edgeface.json"
 FORMAT_VERSION = 1
+#: the key of ``edgeface.json`` holding the sha256 of all its other fields (see :func:`metadata_digest`)
+INTEGRITY_KEY = "integrity"
 
 
 class Strict(BaseModel):
@@ -49,12 +53,15 @@ class ModelFile(Strict):
 
 
 class Threshold(Strict):
-    value: float = Field(description="cosine similarity at or above which a match is accepted")
+    value: float = Field(ge=-1.0, le=1.0, allow_inf_nan=False,
+                         description="cosine similarity at or above which a match is accepted")
     far: float = Field(description="target false-accept rate it was calibrated for")
     tar: float | None = Field(None, description="expected true-accept rate at that threshold")
     fnir: float | None = Field(None, description="expected one-shot false-negative identification rate")
     data: str | None = Field(None, description="what it was calibrated on")
     calibrated_at: str | None = None
+    points: list[tuple[float, float]] | None = Field(
+        None, description="(threshold, measured FAR) pairs from the calibration, so the FAR of any threshold can be told")
 
 
 class BundleMeta(Strict):
@@ -83,7 +90,9 @@ class Bundle:
 
     # -- loading -------------------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path, verify: bool = True) -> "Bundle":
+    def load(cls, path: str | Path, verify: bool = True, check_integrity: bool = True) -> "Bundle":
+        """Validate ``edgeface.json`` (its integrity sha256 first, unless ``check_integrity=False``, which only
+        ``edgeface seal-bundle`` uses) and, with ``verify``, every model file's size and sha256."""
         path = Path(path)
         if path.is_file() and path.suffix in (".onnx", ".tflite"):
             return cls.from_bare_model(path)
@@ -100,6 +109,9 @@ class Bundle:
             raise ModelError(f"{meta_path}: not valid JSON: {exc}") from exc
         if not isinstance(raw, dict):
             raise ModelError(f"{meta_path}: expected a JSON object")
+        if check_integrity:
+            verify_metadata(raw, meta_path)
+        raw.pop(INTEGRITY_KEY, None)
         version = raw.get("format_version")
         if version != FORMAT_VERSION:
             raise ModelError(f"{meta_path}: format_version {version!r} is not supported (expected {FORMAT_VERSION})")
@@ -160,8 +172,49 @@ class Bundle:
         if self.bare:
             raise ModelError("a bare model file has no edgeface.json to save; export a bundle first")
         out = self.root / BUNDLE_FILE
-        atomic_write_bytes(out, (self.meta.model_dump_json(indent=2) + "\n").encode(), mode=0o644)
+        raw = seal_metadata(json.loads(self.meta.model_dump_json()))
+        atomic_write_bytes(out, (json.dumps(raw, indent=2, ensure_ascii=False) + "\n").encode(), mode=0o644)
         return out
+
+
+def metadata_digest(raw: dict) -> str:
+    """sha256 of the canonical JSON (sorted keys, no spaces, UTF-8) of every field but :data:`INTEGRITY_KEY`:
+    generic over the fields, so a field added later is covered without a change here."""
+    body = {k: v for k, v in raw.items() if k != INTEGRITY_KEY}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def seal_metadata(raw: dict) -> dict:
+    """``raw`` with its integrity field (re)computed."""
+    return {**{k: v for k, v in raw.items() if k != INTEGRITY_KEY}, INTEGRITY_KEY: {"sha256": metadata_digest(raw)}}
+
+
+def verify_metadata(raw: dict, where: Path | str) -> None:
+    """ChecksumError unless ``raw`` carries the sha256 of its own other fields."""
+    seal = raw.get(INTEGRITY_KEY)
+    if not isinstance(seal, dict) or not isinstance(seal.get("sha256"), str):
+        raise ChecksumError(f"{where}: has no integrity sha256 ({INTEGRITY_KEY}.sha256): it was written by an older "
+                            "edgeface or edited; re-export the bundle, or check its content and run "
+                            "`edgeface seal-bundle BUNDLE` to accept it")
+    if seal["sha256"] != metadata_digest(raw):
+        raise ChecksumError(f"{where}: its content does not match its integrity sha256: edgeface.json was edited "
+                            "or damaged (thresholds, preprocessing and file hashes can no longer be trusted); "
+                            "restore it, re-export, or check it and run `edgeface seal-bundle BUNDLE`")
+
+
+def check_threshold(value, what: str = "threshold") -> float:
+    """A cosine threshold must be a finite number in [-1, 1]; anything else could open the door for anyone
+    (below -1) or no one (above 1), or compare as always-false (NaN)."""
+    from .errors import ConfigError
+
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} {value!r} is not a number") from None
+    if not math.isfinite(v) or not -1.0 <= v <= 1.0:
+        raise ConfigError(f"{what} {value!r} is not a cosine similarity: it must be a finite number in [-1, 1]")
+    return v
 
 
 def describe_model_file(root: Path, file: str, fmt: str, precision: str) -> ModelFile:

@@ -30,6 +30,8 @@ class Calibration:
     genuine_pairs: int
     impostor_pairs: int
     achieved_far: float
+    #: (threshold, measured FAR) at the FARs of :data:`edgeface.thresholds.POINT_FARS` the data resolves
+    points: list = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -74,4 +76,18 @@ def calibrate(emb: np.ndarray, labels: np.ndarray, far: float, seed: int = 0) ->
     return Calibration(threshold=value, far=far, tar=float(np.mean(genuine >= value)), fnir=one_shot["fnir"],
                        fpir=one_shot["fpir"], rank1=one_shot["rank1"], identities=len(ids), images=len(labels),
                        genuine_pairs=len(genuine), impostor_pairs=len(impostor),
-                       achieved_far=float(np.mean(impostor >= value)))
+                       achieved_far=float(np.mean(impostor >= value)), points=far_points(impostor))
+
+
+def far_points(impostor: np.ndarray) -> list[tuple[float, float]]:
+    """(threshold, FAR measured at ``score >= threshold``) for each FAR in POINT_FARS the impostors resolve,
+    so the FAR of a threshold other than the calibrated one can be told later."""
+    from .thresholds import POINT_FARS
+
+    out = []
+    for f in POINT_FARS:
+        if len(impostor) * f < 1:
+            continue
+        t = float(min(np.nextafter(threshold_at_far(impostor, f), np.inf), 1.0))
+        out.append((round(t, 6), float(np.mean(impostor >= t))))
+    return out

@@ -67,13 +67,37 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args._run(args) or 0)
+        code = int(args._run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers, not in the interpreter's exit
+        return code
     except ConfigError as exc:
         print(f"edgeface: config error: {exc}", file=sys.stderr)
         return EX_CONFIG
     except EdgefaceError as exc:
         print(f"edgeface: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("edgeface: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `edgeface people list | head`: the reader left; nothing more to say
+        _silence_stdout()
+        return 141
+    except OSError as exc:  # a file the user named cannot be read or written: one line, no traceback
+        logging.getLogger(__name__).debug("OSError", exc_info=True)
+        print(f"edgeface: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not raise again on the closed pipe."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -30,6 +30,7 @@ class ModelConfig(Section):
     providers: list[str] | None = Field(None, description="onnxruntime execution providers, e.g. ['CUDAExecutionProvider', 'CPUExecutionProvider']")
     gallery: Path = Field(description="gallery file of enrolled people (edgeface enroll)")
     gallery_public_key: Path | None = Field(None, description="Ed25519 public key (PEM): when set, only galleries signed with it (GALLERY.sig, edgeface gallery sign) and never older than the last accepted one are used")
+    accept_degraded: bool = Field(False, description="acknowledge running a model whose export failed the int8 parity gate (--allow-degraded)")
 
 
 class DetectorConfig(Section):
@@ -59,7 +60,8 @@ class QualityConfig(Section):
 
 
 class PolicyConfig(Section):
-    threshold: float | None = Field(None, ge=-1, le=1, description="cosine threshold; default: the bundle's calibrated threshold for the model in use")
+    threshold: float | None = Field(None, ge=-1, le=1, allow_inf_nan=False, description="cosine threshold; default: the bundle's calibrated threshold for the model in use")
+    accept_lower_threshold: bool = Field(False, description="acknowledge a threshold below the bundle's calibrated one (more false accepts; warned loudly)")
     k: int = Field(3, ge=1, description="matches of the same person needed...")
     n: int = Field(5, ge=1, description="...within the last n processed frames")
     min_margin: float = Field(0.05, ge=0, description="minimum score gap to the second-best person")

@@ -17,10 +17,11 @@ from .align import align_face
 from .config import QualityConfig
 from .errors import AlignmentError
 from .faces import Detections, Face, largest_face
-from .faceset import Photo, read_image
+from .faceset import Photo
 from .quality import QualityReport, assess
 
 UNREADABLE = "unreadable"
+CORRUPT = "corrupt"
 ALIGNMENT_FAILED = "alignment_failed"
 
 
@@ -69,18 +70,29 @@ class EmbeddedPhotos:
 
 
 def embed_photos(photos: list[Photo], detector, embedder, cfg: QualityConfig, desc: str = "photos",
-                 progress: bool = True, batch: int = 32) -> EmbeddedPhotos:
-    """Check and embed each photo (tqdm progress on stderr). Rejected photos are listed, not dropped."""
+                 progress: bool = True, batch: int = 32, on_reject=None) -> EmbeddedPhotos:
+    """Check and embed each photo (tqdm progress on stderr). Rejected photos are listed, not dropped (and
+    passed to ``on_reject(photo, report)`` as they happen). Photos are decoded strictly
+    (:func:`edgeface.enroll_photos.read_photo_strict`): a truncated or damaged file is rejected as ``corrupt``."""
     from tqdm import tqdm
+
+    from .enroll_photos import CorruptImageError, read_photo_strict
 
     size = int(embedder.spec.size[0])
     out = EmbeddedPhotos(np.zeros((0, embedder.embedding_size), np.float32))
     crops: list[np.ndarray] = []
     parts: list[np.ndarray] = []
     for photo in tqdm(photos, desc=desc, unit="photo", disable=not progress, leave=False):
-        check = check_photo(detector, read_image(Path(photo.path)), cfg, size)
+        try:
+            image = read_photo_strict(Path(photo.path))
+        except CorruptImageError as exc:
+            check = FaceCheck(QualityReport(False, [str(exc)], {}, [CORRUPT]))
+        else:
+            check = check_photo(detector, image, cfg, size)
         if not check.ok:
             out.rejected.append((photo, check.report))
+            if on_reject is not None:
+                on_reject(photo, check.report)
             continue
         out.accepted.append(photo)
         crops.append(check.crop)

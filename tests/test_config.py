@@ -77,7 +77,8 @@ def test_missing_section_and_bad_toml(tmp_path):
 
 
 def test_validate_config_cli_exit_codes(tmp_path, capsys):
-    assert main(["validate-config", str(write(tmp_path, GOOD))]) == 0
+    assert main(["validate-config", str(write(tmp_path, GOOD))]) == 78  # valid TOML, but no such bundle here
+    assert "bundle not found" in capsys.readouterr().err
     assert main(["validate-config", str(write(tmp_path, GOOD + "bogus = 1\n"))]) == 78
     assert "relay.bogus: unknown key" in capsys.readouterr().err
 

@@ -63,10 +63,16 @@ def test_enroll_real_photos_rejects_with_reasons(tmp_path, photos, reference_onn
         m = matcher.match(emb.embed(check.crop[None])[0])
         assert m.name == name and m.margin > 0
 
-    # --skip-rejected: exit 0; re-enrolling the same photos adds embeddings to the same people
+    # --skip-rejected: exit 0; re-enrolling the same photos says "already enrolled" and adds nothing
     assert main(argv + ["--skip-rejected"]) == 0
+    out = capsys.readouterr().out
+    assert "already enrolled: s1:" in out and "enrolled 0 photo(s) of 0 person(s)" in out
     again = Gallery.load(gallery_path)
-    assert again.find("s1").id == g.find("s1").id and len(again.find("s1").embeddings) == 4
+    assert again.find("s1").id == g.find("s1").id and len(again.find("s1").embeddings) == 2
+    # a new photo of an enrolled person joins them
+    shutil.copy(orl_dir / "s1" / "3.png", photos / "s1" / "3.png")
+    assert main(argv + ["--skip-rejected"]) == 0
+    assert len(Gallery.load(gallery_path).find("s1").embeddings) == 3
 
 
 def test_enroll_refuses_a_gallery_of_another_model(tmp_path, photos, reference_onnx, det_args, capsys):

@@ -17,6 +17,7 @@ from test_gate_faults import config, replay, run_gate, scene  # noqa: E402,F401 
 
 from edgeface.device.daemon import build_daemon  # noqa: E402
 from edgeface.device.fleet import keys, signing  # noqa: E402
+from edgeface.errors import ConfigError  # noqa: E402
 from edgeface.gallery import Gallery  # noqa: E402
 
 
@@ -42,13 +43,13 @@ def signed(scene, tmp_path):
 
 def test_unsigned_or_tampered_gallery_never_starts_the_door(scene, tmp_path, signed):
     signing.signature_path(signed["live"]).unlink()
-    with pytest.raises(signing.UnsignedGalleryError, match="unsigned"):
+    with pytest.raises(ConfigError, match="unsigned"):  # the pre-flight: exit 78
         build_daemon(signed["cfg"], pin_factory=MockFactory(), camera_factory=replay(scene), log_out=None)
     signing.sign_file(signed["live"], signed["key"])
     data = bytearray(signed["live"].read_bytes())
     data[-33] ^= 1
     signed["live"].write_bytes(bytes(data))
-    with pytest.raises(signing.BadSignatureError):
+    with pytest.raises(ConfigError, match="does not match"):
         build_daemon(signed["cfg"], pin_factory=MockFactory(), camera_factory=replay(scene), log_out=None)
 
 

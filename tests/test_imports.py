@@ -8,6 +8,7 @@ import sys
 CHECK = """
 import sys
 import edgeface, edgeface.device, edgeface.runtime, edgeface.detect, edgeface.bundle, edgeface.config
+import edgeface.gallery_writer, edgeface.enroll_checks, edgeface.enroll_photos
 from edgeface.cli import build_parser
 build_parser()
 heavy = [m for m in ("torch", "gpiozero", "picamera2", "lgpio", "Jetson", "litert_torch", "tensorflow", "paho",

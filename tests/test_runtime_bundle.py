@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from edgeface.bundle import Bundle, BundleMeta, describe_model_file
+from edgeface.bundle import seal_metadata, Bundle, BundleMeta, describe_model_file
 from edgeface.errors import ChecksumError, ModelError
 from edgeface.faceset import aligned_crop, read_image, scan_identities
 from edgeface.runtime import open_embedder
@@ -127,7 +127,7 @@ def test_bad_bundles_give_clear_errors(tmp_path, reference_onnx, damage, error, 
     elif damage == "no_models":
         raw["models"] = {}
     if damage in ("unknown_field", "missing_field", "wrong_version", "no_models"):
-        meta_path.write_text(json.dumps(raw))
+        meta_path.write_text(json.dumps(seal_metadata(raw)))  # sealed: the structural check is what is tested
     with pytest.raises(error, match=msg):
         Bundle.load(root)
 

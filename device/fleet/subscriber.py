@@ -78,7 +78,7 @@ class GallerySubscriber:
             self.stats["unchanged"] += 1
             return "unchanged"
         matcher = Matcher(gallery)
-        install_gallery(self.gallery_path, data, doc, gallery.version)
+        install_gallery(self.gallery_path, data, doc, gallery.version, gallery.fingerprint, gallery.embedding_size)
         self.accepted = VersionRecord(gallery.version, digest)
         self.stats["installed"] += 1
         self.gate.offer_gallery(gallery, matcher, f"version {gallery.version}, {len(gallery)} enrolled, "

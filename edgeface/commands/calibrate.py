@@ -9,12 +9,15 @@ reads it.
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ._common import add_detector_arguments, detector_from_args
 
 NAME = "calibrate"
+#: an expected TAR below this at the chosen FAR is warned as useless
+USELESS_TAR = 0.5
 HELP = "calibrate the match threshold of a bundle for a target false-accept rate"
 
 
@@ -67,13 +70,17 @@ def run(args) -> int:
     print(f"  expected TAR {cal.tar:.4f} on {cal.genuine_pairs} genuine pairs; one-shot FNIR {cal.fnir:.4f}, "
           f"FPIR {cal.fpir:.4f}, rank-1 {cal.rank1:.4f}")
     print(f"  on {data}")
+    if not cal.tar >= USELESS_TAR:
+        print(f"WARNING: expected TAR {cal.tar:.3f} at FAR {far_key(args.far)} is below {USELESS_TAR}: most "
+              "attempts of enrolled people would be refused; this model (or data) is not fit for this FAR",
+              file=sys.stderr)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     if args.dry_run:
         return 0
     bundle.meta.thresholds[key] = Threshold(
-        value=cal.threshold, far=args.far, tar=cal.tar, fnir=cal.fnir, data=data,
+        value=cal.threshold, far=args.far, tar=cal.tar, fnir=cal.fnir, data=data, points=cal.points,
         calibrated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     out = bundle.save()
     print(f"stored thresholds[{key}] in {out}")

@@ -3,11 +3,15 @@
 DIR holds ``Name.jpg`` (one photo) or ``Name/*.jpg`` (several; every embedding is kept and matching uses the
 best). Each photo goes through the door's own steps (detector, largest face, alignment, quality gates, the
 bundle's embedder). A rejected photo is named with its reasons and the others still enroll; the exit status
-is 1 when any photo was rejected, unless ``--skip-rejected``.
+is 1 when any photo was rejected, unless ``--skip-rejected``. A name whose photos show several people, or a
+face that matches another enrolled person, is refused (exit 1; ``--allow-similar`` overrides,
+:mod:`edgeface.enroll_checks`); photos already enrolled are reported as such. Photos are embedded before
+the gallery's lock is taken; the merge then runs on the current file (:mod:`edgeface.gallery_writer`).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ._common import add_detector_arguments, detector_from_args
@@ -23,6 +27,9 @@ def add_arguments(p) -> None:
     p.add_argument("--model", default=None, help="bundle model key (onnx_int8, tflite_int8, ...); default: the bundle's preferred")
     p.add_argument("--config", type=Path, default=None, help="gate config whose [quality] gates to apply (default: built-in defaults)")
     p.add_argument("--skip-rejected", action="store_true", help="exit 0 even when some photos were rejected")
+    p.add_argument("--allow-similar", action="store_true",
+                   help="enroll even a face that matches another enrolled person, or a name whose photos do not "
+                        "match each other (warned, not refused)")
     p.add_argument("--threads", type=int, default=1, help="inference threads")
     add_detector_arguments(p)
 
@@ -31,42 +38,87 @@ def run(args) -> int:
     from ..bundle import Bundle
     from ..config import QualityConfig, load_config
     from ..enroll import embed_photos
+    from ..enroll_checks import check_person, similarity_threshold
+    from ..enroll_photos import scan_enroll_folder
     from ..errors import EdgefaceError
-    from ..faceset import scan_identities
-    from ..gallery import Gallery, GalleryEmbeddingSizeError
+    from ..gallery import Gallery
+    from ..gallery_writer import GalleryWriter, check_writable
     from ..runtime import open_embedder
 
-    try:
-        photos = scan_identities(args.photos)
-    except FileNotFoundError as exc:
-        raise EdgefaceError(str(exc)) from None
+    folder = scan_enroll_folder(args.photos)
+    for path, why in folder.skipped:
+        print(f"SKIPPED {path}: {why}")
+    photos = folder.photos
     if not photos:
         raise EdgefaceError(f"{args.photos}: no photos (expected Name.jpg or Name/*.jpg)")
-    cfg = load_config(args.config).quality if args.config else QualityConfig()
-    embedder = open_embedder(Bundle.load(args.bundle), model=args.model, threads=args.threads)
-    if args.gallery.exists():
-        gallery = Gallery.load(args.gallery, expected_fingerprint=embedder.fingerprint)
-        if gallery.embedding_size != embedder.embedding_size:
-            raise GalleryEmbeddingSizeError(f"{args.gallery}: holds {gallery.embedding_size}-d embeddings, "
-                                            f"the model makes {embedder.embedding_size}-d ones")
-    else:
-        gallery = Gallery.new(embedder.fingerprint, embedder.embedding_size)
+    gate_cfg = load_config(args.config) if args.config else None
+    cfg = gate_cfg.quality if gate_cfg else QualityConfig()
+    check_writable(args.gallery)  # before any slow work
+    bundle = Bundle.load(args.bundle)
+    embedder = open_embedder(bundle, model=args.model, threads=args.threads)
+    threshold, source = similarity_threshold(bundle, embedder.key, gate_cfg.policy.threshold if gate_cfg else None)
+    print(f"identity checks at threshold {threshold:.4f} ({source})")
+    if args.gallery.exists():  # fail early on a gallery of another model; the merge re-reads it under the lock
+        _check_size(Gallery.load(args.gallery, expected_fingerprint=embedder.fingerprint), args.gallery,
+                    embedder.embedding_size)
     detector = detector_from_args(args)
 
-    result = embed_photos(photos, detector, embedder, cfg, desc="enroll")
-    for photo, report in result.rejected:
-        print(f"REJECTED {photo.path} ({photo.identity}): {'; '.join(report.reasons)}")
-    people: dict[str, list[int]] = {}
-    for i, photo in enumerate(result.accepted):
-        people.setdefault(photo.identity, []).append(i)
-    for name, rows in people.items():
-        gallery.add(name, result.embeddings[rows])
-    if people:
-        gallery.save(args.gallery)
-    missing = sorted({p.identity for p, _ in result.rejected} - set(people))
-    print(f"enrolled {len(result.accepted)} photo(s) of {len(people)} person(s) into {args.gallery} "
+    rejected: list = []
+
+    def reject(photo, report) -> None:
+        rejected.append(photo)
+        print(f"REJECTED {photo.path} ({photo.identity}): {'; '.join(report.reasons)}", flush=True)
+
+    saved = False
+    try:
+        result = embed_photos(photos, detector, embedder, cfg, desc="enroll", on_reject=reject)
+        people: dict[str, list[int]] = {}
+        for i, photo in enumerate(result.accepted):
+            people.setdefault(photo.identity, []).append(i)
+        # the slow part is done: lock, re-read the current gallery, check, merge, write (a removal made
+        # meanwhile stays removed)
+        writer = GalleryWriter.open(args.gallery, expected_fingerprint=embedder.fingerprint,
+                                    create=(embedder.fingerprint, embedder.embedding_size))
+        refused, enrolled, added = [], [], 0
+        with writer as gallery:
+            _check_size(gallery, args.gallery, embedder.embedding_size)
+            for name, rows in people.items():
+                labels = [str(result.accepted[r].path) for r in rows]
+                verdict = check_person(gallery, name, result.embeddings[rows], labels, threshold,
+                                       allow_similar=args.allow_similar)
+                for w in verdict.warnings:
+                    print(f"WARNING (--allow-similar) {name}: {w}")
+                if verdict.duplicates:
+                    print(f"already enrolled: {name}: " + ", ".join(labels[i] for i in verdict.duplicates))
+                if verdict.refusal:
+                    print(f"REFUSED {name}: {verdict.refusal} (not enrolled; --allow-similar overrides)")
+                    refused.append(name)
+                    continue
+                if verdict.rows:
+                    gallery.add(name, result.embeddings[[rows[i] for i in verdict.rows]])
+                    enrolled.append(name)
+                    added += len(verdict.rows)
+            if not enrolled:
+                writer.discard()
+        saved = bool(enrolled)
+    except KeyboardInterrupt:
+        print(f"interrupted; {'the gallery was written' if saved else 'gallery unchanged'} "
+              f"({len(rejected)} photo(s) rejected so far)", file=sys.stderr)
+        return 130
+    missing = sorted({p.identity for p in rejected} - set(people))
+    print(f"enrolled {added} photo(s) of {len(enrolled)} person(s) into {args.gallery} "
           f"({len(gallery)} enrolled, model {embedder.key} {embedder.fingerprint[:12]}); "
-          f"{len(result.rejected)} rejected")
+          f"{len(rejected)} rejected" + (f", {len(refused)} person(s) refused" if refused else ""))
     if missing:
         print(f"NOT ENROLLED (every photo rejected): {', '.join(missing)}")
-    return 0 if args.skip_rejected or not result.rejected else 1
+    if refused:
+        return 1
+    return 0 if args.skip_rejected or not rejected else 1
+
+
+def _check_size(gallery, path, size: int) -> None:
+    from ..gallery import GalleryEmbeddingSizeError
+
+    if gallery.embedding_size != size:
+        raise GalleryEmbeddingSizeError(f"{path}: holds {gallery.embedding_size}-d embeddings, "
+                                        f"the model makes {size}-d ones")

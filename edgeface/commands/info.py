@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..bundle import Bundle
+from ..bundle_status import degraded_flags
 
 NAME = "info"
 HELP = "describe a model bundle or a bare .onnx/.tflite model: inputs, outputs, fingerprints"
@@ -45,6 +46,8 @@ def run(args) -> int:
         "embedding_size": meta.embedding_size,
         "models": {k: {**mf.model_dump(), **_io(bundle, k)} for k, mf in meta.models.items()},
         "thresholds": {k: t.model_dump() for k, t in meta.thresholds.items()},
+        "default_key": bundle.default_key(),
+        "degraded": {k: degraded_flags(bundle, k) for k in meta.models if degraded_flags(bundle, k)},
     }
     if args.json:
         print(json.dumps(info, indent=2, default=str))
@@ -52,14 +55,18 @@ def run(args) -> int:
     i = meta.input
     print(f"{args.path}: {info['kind']}, source {meta.source}, {meta.embedding_size}-d embeddings")
     print(f"  input {i.size[0]}x{i.size[1]} {i.color_order} {i.layout}, (x - {i.mean[0]}) / {i.std[0]}")
+    print(f"  default model: {info['default_key']} (what enroll, calibrate and the gate use without --model / key)")
     for k, m in info["models"].items():
         print(f"  {k}: {m['file']} ({m['format']}, {m['precision']}, {m['size']:,} bytes) sha256 {m['sha256']}")
         for x in m["inputs"]:
             print(f"    in  {x['name']} {x['shape']} {x['type']}")
         for x in m["outputs"]:
             print(f"    out {x['name']} {x['shape']} {x['type']}")
+        for flag in info["degraded"].get(k, []):
+            print(f"    DEGRADED: {flag} (the gate refuses it unless [model] accept_degraded = true)")
     for k, t in meta.thresholds.items():
         print(f"  threshold[{k}] = {t.value:.4f} at FAR {t.far:g}" + (f", TAR {t.tar:.3f}" if t.tar is not None else ""))
-    if not meta.thresholds:
-        print("  no calibrated threshold (edgeface calibrate)")
+    for k in meta.models:
+        if k not in meta.thresholds:
+            print(f"  no calibrated threshold for {k} (edgeface calibrate)")
     return 0

@@ -31,11 +31,12 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from ..errors import EdgefaceError
     from ..gallery import Gallery
+    from ..gallery_writer import GalleryWriter
 
     if not args.gallery:
         raise EdgefaceError("people: --gallery GALLERY is required")
-    gallery = Gallery.load(args.gallery)
     if args.action == "list":
+        gallery = Gallery.load(args.gallery)
         rows = [p.summary() for p in gallery.people]
         if args.json:
             print(json.dumps({"gallery": str(args.gallery), "fingerprint": gallery.fingerprint,
@@ -47,11 +48,11 @@ def run(args) -> int:
             print(f"  {r['name']:<{width}}  {r['id']}  {r['embeddings']:>3} embedding(s)  updated {r['updated']}")
         return 0
     if args.action == "remove":
-        person = gallery.remove(args.name)
-        gallery.save(args.gallery)
+        with GalleryWriter.open(args.gallery) as gallery:  # locked; applies to the current content
+            person = gallery.remove(args.name)
         print(f"removed {person.name} ({person.id}, {len(person.embeddings)} embedding(s)); {len(gallery)} enrolled")
         return 0
-    person = gallery.rename(args.old, args.new)
-    gallery.save(args.gallery)
+    with GalleryWriter.open(args.gallery) as gallery:
+        person = gallery.rename(args.old, args.new)
     print(f"renamed {args.old} -> {person.name} ({person.id})")
     return 0
