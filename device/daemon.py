@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgeface.config import GateConfig, load_config
+from edgeface.errors import ConfigError
 
 from .camera import Camera, open_camera
 from .camera_watch import WatchedCamera
@@ -38,6 +39,19 @@ def open_audit(cfg: GateConfig):
     except Exception as exc:  # AuditLog itself counts write failures; this is a failure to exist at all
         log.error("audit log %s unavailable, continuing without it: %s", cfg.audit.path, exc)
         return NullAudit()
+
+
+def start_fleet(cfg: GateConfig, gate: Gate) -> None:
+    """``[fleet]``: follow the site's signed gallery and send events upstream, in threads of their own; the
+    link stops when the gate closes its audit (last thing at shutdown)."""
+    try:
+        from .fleet.door_link import DoorLink, FleetAudit
+    except ImportError as exc:
+        raise ConfigError(f"[fleet] needs the fleet extra (pip install 'edgeface[fleet]'): {exc}") from None
+    link = DoorLink(cfg, gate)
+    gate.audit = FleetAudit(gate.audit, link)
+    gate.fleet = link
+    link.start()
 
 
 def build_daemon(config_path: str | Path, *, pin_factory=None, camera_factory: Callable[[], Camera] | None = None,
@@ -67,6 +81,8 @@ def build_daemon(config_path: str | Path, *, pin_factory=None, camera_factory: C
                     access=access)
         gate.camera = WatchedCamera(factory, cfg.camera.read_timeout_s, cfg.camera.retry_initial_s,
                                     cfg.camera.retry_max_s, on_event=gate.camera_event)
+        if cfg.fleet is not None:
+            start_fleet(cfg, gate)
         return gate
     except BaseException:
         relay.close()

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 KINDS = (
     "started", "stopping", "granted", "denied", "unknown", "unlock", "lockout",
     "camera_lost", "camera_reacquired", "reloaded", "reload_failed", "error",
+    "gallery_installed", "gallery_refused", "fleet_connected", "fleet_disconnected", "fleet_reconnected",
 )
 
 

@@ -24,18 +24,20 @@ import atexit
 import json
 import logging
 import os
+import queue
 import signal
 import sys
 import threading
 import time
 from collections import deque
+from dataclasses import replace
 from typing import Callable, TextIO
 
 from edgeface.errors import EdgefaceError
 
 from .camera import EndOfStream
 from .events import Event
-from .pipeline import FrameResult, Runtime
+from .pipeline import FrameResult, Pipeline, Runtime
 from .policy import Decision, Policy
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,8 @@ class Gate:
         self._errors_in_row = 0
         self._gallery_version = file_version(runtime.config.model.gallery)
         self._gallery_checked = clock()
+        #: events and verified galleries handed in by other threads (the fleet link), taken by the loop
+        self._mailbox: queue.SimpleQueue = queue.SimpleQueue()
 
     # -- control (thread- and signal-safe) ------------------------------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -137,6 +141,32 @@ class Gate:
 
     def request_reload(self) -> None:
         self._reload_requested.set()
+
+    def post_event(self, kind: str, detail: str) -> None:
+        """Have the loop emit (log, audit) an event for another thread; never blocks."""
+        self._mailbox.put(("event", kind, detail))
+
+    def offer_gallery(self, gallery, matcher, detail: str) -> None:
+        """Have the loop swap in a verified, installed gallery and its matcher (built by the calling thread)."""
+        self._mailbox.put(("gallery", (gallery, matcher), detail))
+
+    def _take_mail(self) -> None:
+        while True:
+            try:
+                what, item, detail = self._mailbox.get_nowait()
+            except queue.Empty:
+                return
+            if what == "event":
+                self._emit(item, self._t(), detail=detail)
+                continue
+            gallery, matcher = item
+            p = self.runtime.pipeline
+            if gallery.fingerprint != p.embedder.fingerprint:  # a SIGHUP brought another model meanwhile
+                self._emit("gallery_refused", self._t(), detail=f"{detail}: made for another embedder")
+                continue
+            self.runtime = replace(self.runtime, gallery=gallery,
+                                   pipeline=Pipeline(p.detector, p.embedder, matcher, p.quality))
+            self._emit("gallery_installed", self._t(), detail=detail)
 
     @property
     def stopping(self) -> bool:
@@ -170,6 +200,7 @@ class Gate:
         """Open the camera, wait for a first frame, warm up on it, then READY=1. False if stopped first."""
         self.camera.open()
         while not self._stop.is_set():
+            self._take_mail()
             self._check_reload(ready=False)
             frame = self._read()
             if frame is None:
@@ -185,6 +216,7 @@ class Gate:
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._watch_gallery()
+            self._take_mail()
             self._check_reload(ready=True)
             frame = self._read()
             if frame is not None:

@@ -7,7 +7,8 @@ validates is one the gate accepts. It checks, without energising anything:
 * the bundle loads: ``edgeface.json`` integrity sha256, every model file's size and sha256, the model key;
 * the model is not degraded (its int8 export failed the parity gate) unless ``[model] accept_degraded``;
 * a threshold exists and is valid (:func:`edgeface.thresholds.choose_threshold`);
-* the gallery loads with the model's fingerprint;
+* the gallery loads with the model's fingerprint (and, with ``[model] gallery_public_key``, is signed with that
+  key and not older than the last accepted version);
 * the detector's model file exists (YuNet, when ``detector.model_path`` is set);
 * the relay backend and pin are valid on this platform (:mod:`edgeface.device.relay_check`).
 
@@ -53,6 +54,18 @@ def preflight(cfg: GateConfig, *, threshold: float | None = None, check_relay: b
         raise PreflightError(str(exc)) from exc
 
 
+def load_gallery(cfg: GateConfig, fingerprint: str) -> Gallery:
+    """The gallery of ``cfg``; with ``[model] gallery_public_key``, only a signed one that is not older than the
+    last accepted (:func:`edgeface.device.fleet.signing.load_signed_gallery`)."""
+    if cfg.model.gallery_public_key is None:
+        return Gallery.load(cfg.model.gallery, expected_fingerprint=fingerprint)
+    try:
+        from .fleet.signing import load_signed_gallery
+    except ImportError as exc:
+        raise PreflightError(f"[model] gallery_public_key needs the fleet extra (pip install 'edgeface[fleet]'): {exc}") from None
+    return load_signed_gallery(cfg.model.gallery, cfg.model.gallery_public_key, fingerprint)
+
+
 def _preflight(cfg: GateConfig, threshold: float | None, check_relay: bool, simulated: bool) -> Preflight:
     warnings: list[str] = []
     bundle = Bundle.load(cfg.model.bundle)
@@ -71,7 +84,7 @@ def _preflight(cfg: GateConfig, threshold: float | None, check_relay: bool, simu
                               refuse_lower=not (simulated and threshold is not None))
     if choice.warning:
         warnings.append(choice.warning)
-    gallery = Gallery.load(cfg.model.gallery, expected_fingerprint=bundle.fingerprint(key))
+    gallery = load_gallery(cfg, bundle.fingerprint(key))
     if len(gallery) == 0:
         warnings.append(f"gallery {cfg.model.gallery} enrolls nobody: the door will not open for anyone")
     det = cfg.detector

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -31,6 +31,7 @@ class ModelConfig(Section):
     gallery: Path = Field(description="gallery file of enrolled people (edgeface enroll)")
     mirror: bool = Field(False, description="also embed each live face's mirror image and average (as enrollment "
                                             "does): a little more accurate, twice the embedder time per frame")
+    gallery_public_key: Path | None = Field(None, description="Ed25519 public key (PEM): when set, only galleries signed with it (GALLERY.sig, edgeface gallery sign) and never older than the last accepted one are used")
     accept_degraded: bool = Field(False, description="acknowledge running a model whose export failed the int8 parity gate (--allow-degraded)")
 
 
@@ -174,6 +175,54 @@ class AccessConfig(Section):
         return self
 
 
+_NAME = r"^[A-Za-z0-9_.-]{1,64}$"  # one MQTT topic level: no '/', '+', '#'
+
+
+def parse_broker(url: str) -> tuple[bool, str, int]:
+    """``mqtt://HOST[:PORT]`` (1883) or ``mqtts://HOST[:PORT]`` (TLS, 8883) -> (tls, host, port)."""
+    from urllib.parse import urlsplit
+
+    try:
+        u = urlsplit(str(url))
+        port = u.port
+    except ValueError as exc:
+        raise ValueError(f"broker {url!r}: {exc}") from None
+    if u.scheme not in ("mqtt", "mqtts") or not u.hostname or u.path not in ("", "/") or u.username:
+        raise ValueError(f"broker {url!r} is not mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
+    tls = u.scheme == "mqtts"
+    return tls, u.hostname, port or (8883 if tls else 1883)
+
+
+class FleetConfig(Section):
+    broker: str = Field(description="mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (TLS)")
+    site: str = Field(pattern=_NAME, description="site name: this door follows PREFIX/SITE/gallery")
+    door: str = Field(pattern=_NAME, description="this door's name: events go to PREFIX/SITE/DOOR/events")
+    topic_prefix: str = Field("edgeface", pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", description="first topic levels")
+    username: str | None = Field(None, description="broker user name")
+    password_file: Path | None = Field(None, description="file holding the broker password (keeps it out of the config)")
+    ca_file: Path | None = Field(None, description="CA certificate(s) that signed the broker's certificate (TLS); default: the system's")
+    cert_file: Path | None = Field(None, description="client certificate (PEM) for brokers that authenticate doors by certificate")
+    key_file: Path | None = Field(None, description="private key of the client certificate")
+    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive; the broker publishes the last will after 1.5x this")
+    retry_initial_s: float = Field(1.0, gt=0, description="first reconnect delay after the broker is lost")
+    retry_max_s: float = Field(60.0, gt=0, description="longest reconnect delay (exponential backoff)")
+    queue_path: Path = Field(Path("/var/lib/edgeface/fleet-outbox.db"), description="on-disk queue of events not yet delivered")
+    queue_max: int = Field(10_000, ge=10, description="events kept while the broker is away; the oldest are dropped (and counted) beyond")
+    max_gallery_mb: float = Field(128.0, gt=0, description="larger gallery messages are refused")
+
+    @field_validator("broker")
+    @classmethod
+    def _broker(cls, v: str) -> str:
+        parse_broker(v)
+        return v
+
+    @model_validator(mode="after")
+    def _cert_pair(self):
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (a client certificate and its key)")
+        return self
+
+
 class GateConfig(Section):
     model: ModelConfig
     camera: CameraConfig
@@ -184,6 +233,13 @@ class GateConfig(Section):
     audit: AuditConfig = Field(default_factory=AuditConfig)
     admin: AdminConfig = Field(default_factory=AdminConfig)
     access: AccessConfig = Field(default_factory=AccessConfig)
+    fleet: FleetConfig | None = Field(None, description="follow a site's signed gallery over MQTT and send events upstream")
+
+    @model_validator(mode="after")
+    def _fleet_needs_key(self):
+        if self.fleet is not None and self.model.gallery_public_key is None:
+            raise ValueError("[fleet] needs [model] gallery_public_key: a door installs only signed galleries")
+        return self
 
 
 _TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")

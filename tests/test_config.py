@@ -81,3 +81,19 @@ def test_validate_config_cli_exit_codes(tmp_path, capsys):
     assert "bundle not found" in capsys.readouterr().err
     assert main(["validate-config", str(write(tmp_path, GOOD + "bogus = 1\n"))]) == 78
     assert "relay.bogus: unknown key" in capsys.readouterr().err
+
+
+def test_fleet_section_needs_a_public_key_and_a_real_broker_url(tmp_path):
+    from edgeface.config import parse_broker, parse_config
+    from edgeface.errors import ConfigError
+
+    base = '[model]\nbundle = "b"\ngallery = "g"\n{key}\n[camera]\nsource = "0"\n[fleet]\nbroker = "{url}"\nsite = "hq"\ndoor = "{door}"\n'
+    cfg = parse_config(base.format(key='gallery_public_key = "k.pub"', url="mqtts://broker.example:8884", door="front"))
+    assert cfg.fleet.site == "hq" and parse_broker(cfg.fleet.broker) == (True, "broker.example", 8884)
+    assert parse_broker("mqtt://10.0.0.2") == (False, "10.0.0.2", 1883)
+    with pytest.raises(ConfigError, match="gallery_public_key"):
+        parse_config(base.format(key="", url="mqtt://h", door="front"))
+    with pytest.raises(ConfigError, match="broker"):
+        parse_config(base.format(key='gallery_public_key = "k.pub"', url="http://h", door="front"))
+    with pytest.raises(ConfigError, match="fleet.door"):
+        parse_config(base.format(key='gallery_public_key = "k.pub"', url="mqtt://h", door="a/#"))

@@ -16,7 +16,8 @@ import edgeface.landmarks.shape5, edgeface.landmarks.box, edgeface.chip
 import edgeface.alignment, edgeface.scorer
 from edgeface.cli import build_parser
 build_parser()
-heavy = [m for m in ("torch", "gpiozero", "picamera2", "lgpio", "Jetson", "litert_torch", "tensorflow", "evdev") if m in sys.modules]
+heavy = [m for m in ("torch", "gpiozero", "picamera2", "lgpio", "Jetson", "litert_torch", "tensorflow", "evdev", "paho",
+                     "cryptography") if m in sys.modules]
 print(",".join(heavy))
 """
 
@@ -61,3 +62,22 @@ def test_admin_page_never_imports_torch_and_the_cli_parser_not_the_web_stack():
     out = subprocess.run([sys.executable, "-c", ADMIN], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "|", f"(parser imported | admin imported): {out.stdout.strip()}"
+
+
+FLEET = """
+import sys
+import edgeface.device.fleet.door_link, edgeface.device.fleet.publisher, edgeface.device.daemon
+print(",".join(m for m in ("torch", "gpiozero") if m in sys.modules))
+"""
+
+
+def test_fleet_never_imports_torch_and_paho_only_in_its_adapter():
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-c", FLEET], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"the fleet modules imported {out.stdout.strip()}"
+    device = Path(__file__).resolve().parents[1] / "device"
+    importers = sorted(p.relative_to(device).as_posix() for p in device.rglob("*.py")
+                       if any(line.lstrip().startswith(("import paho", "from paho")) for line in p.read_text().splitlines()))
+    assert importers == ["fleet/mqtt_client.py"]
