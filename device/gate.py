@@ -52,10 +52,18 @@ STATUS_EVERY_S = 5.0
 GALLERY_CHECK_S = 1.0
 
 
+def _gallery_path(runtime):
+    """The gallery file the runtime was loaded from (None for a runtime without a model, e.g. door inputs only)."""
+    model = getattr(runtime.config, "model", None)
+    return getattr(model, "gallery", None)
+
+
 def file_version(path) -> tuple | None:
     """(device, inode) of a file, None when it cannot be stat'ed. Every gallery writer replaces the file
     atomically, which gives it a new inode; an in-place edit (which a reader could catch half-written) does not
     count as a new version: SIGHUP reloads after one."""
+    if path is None:
+        return None
     try:
         st = os.stat(path)
     except OSError:
@@ -124,7 +132,7 @@ class Gate:
         self._rate: deque[float] = deque(maxlen=64)
         self._last_event: Event | None = None
         self._errors_in_row = 0
-        self._gallery_version = file_version(runtime.config.model.gallery)
+        self._gallery_version = file_version(_gallery_path(runtime))
         self._gallery_checked = clock()
         #: events and verified galleries handed in by other threads (the fleet link), taken by the loop
         self._mailbox: queue.SimpleQueue = queue.SimpleQueue()
@@ -331,7 +339,7 @@ class Gate:
         if self.reload_fn is None or now - self._gallery_checked < GALLERY_CHECK_S:
             return
         self._gallery_checked = now
-        version = file_version(self.runtime.config.model.gallery)
+        version = file_version(_gallery_path(self.runtime))
         if version is not None and version != self._gallery_version:
             self._gallery_version = version
             self.request_reload()

@@ -131,13 +131,15 @@ def status_facts(s) -> dict:
     try:
         from edgeface.bundle import Bundle
 
-        from ..pipeline import resolve_threshold
+        from edgeface.thresholds import choose_threshold
 
         bundle = Bundle.load(s.cfg.model.bundle)
         key = s.cfg.model.key or bundle.default_key()
-        value, source = resolve_threshold(bundle, key, s.cfg.policy.threshold)
+        choice = choose_threshold(bundle, key, s.cfg.policy.threshold,
+                                  accept_lower=s.cfg.policy.accept_lower_threshold)
+        kind = "cosine" if bundle.meta.score_bounds == (-1.0, 1.0) else "logistic scorer"
         facts["model"] = f"{key} ({bundle.fingerprint(key)[:12]}) from {s.cfg.model.bundle}"
-        facts["threshold"] = f"cosine {value:.4f} ({source})"
+        facts["threshold"] = f"{kind} {choice.value:.4f} ({choice.source})"
     except EdgefaceError as exc:
         facts["model"] = f"cannot be loaded: {exc}"
         facts["threshold"] = "unknown"
