@@ -226,7 +226,8 @@ class Gate:
         rejected = None if result.usable or result.face is None else ",".join(result.reasons) or "rejected"
         decisions = self.policy.observe(frame.t, result.face is not None, m and m.person_id, m and m.name,
                                         m and m.score, m and m.margin, rejected=rejected,
-                                        embedding=result.embedding)
+                                        embedding=result.embedding,
+                                        second=m and (m.second_person_id, m.second_name, m.second_score))
         for d in decisions:
             self._act(d, result, frame.t)
 
@@ -241,7 +242,8 @@ class Gate:
     def _act(self, d: Decision, result: FrameResult, t: float) -> None:
         crop = result.crop if d.kind in ("granted", "denied", "unknown") else None
         self._emit(d.kind, self._t(d.t), person_id=d.person_id, person=d.person, score=d.score, margin=d.margin,
-                   latency_ms=result.latency_ms if d.kind != "no_decision" else None, detail=d.detail, crop=crop)
+                   latency_ms=result.latency_ms if d.kind != "no_decision" else None, detail=d.detail, crop=crop,
+                   candidates=d.candidates)
         if d.kind != "granted":
             return
         pulse_s = self.runtime.config.relay.pulse_s
@@ -368,7 +370,7 @@ class Gate:
         self.relay.off()
         self.notifier.stopping()
         for d in self.policy.end(self._now):
-            self._emit(d.kind, self._t(d.t), score=d.score, detail=d.detail)
+            self._emit(d.kind, self._t(d.t), score=d.score, detail=d.detail, candidates=d.candidates)
         self._emit("stopping", self._t(), detail=self._stop_reason or "exiting")
         for closer in (self.camera.close, self.relay.close, self.audit.close):
             try:
