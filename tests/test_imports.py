@@ -9,6 +9,8 @@ CHECK = """
 import sys
 import edgeface, edgeface.device, edgeface.runtime, edgeface.detect, edgeface.bundle, edgeface.config
 import edgeface.gallery_writer, edgeface.enroll_checks, edgeface.enroll_photos
+import edgeface.shared_files, edgeface.device.candidates, edgeface.device.policy, edgeface.device.audit
+import edgeface.device.sandbox, edgeface.device.install
 from edgeface.cli import build_parser
 build_parser()
 heavy = [m for m in ("torch", "gpiozero", "picamera2", "lgpio", "Jetson", "litert_torch", "tensorflow") if m in sys.modules]
