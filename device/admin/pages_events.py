@@ -131,11 +131,12 @@ def status_facts(s) -> dict:
     try:
         from edgeface.bundle import Bundle
 
-        from ..pipeline import resolve_threshold
+        from edgeface.thresholds import choose_threshold
 
         bundle = Bundle.load(s.cfg.model.bundle)
         key = s.cfg.model.key or bundle.default_key()
-        value, source = resolve_threshold(bundle, key, s.cfg.policy.threshold)
+        chosen = choose_threshold(bundle, key, s.cfg.policy.threshold, refuse_lower=False)
+        value, source = chosen.value, chosen.source
         facts["model"] = f"{key} ({bundle.fingerprint(key)[:12]}) from {s.cfg.model.bundle}"
         facts["threshold"] = f"cosine {value:.4f} ({source})"
     except EdgefaceError as exc:
