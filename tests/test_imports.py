@@ -13,7 +13,8 @@ import edgeface.device.access.decide, edgeface.device.access.wiegand, edgeface.d
 import edgeface.device.access.reader_evdev, edgeface.device.access.reader_simulated, edgeface.device.access.feedback
 import edgeface.gallery_writer, edgeface.enroll_checks, edgeface.enroll_photos
 import edgeface.landmarks.shape5, edgeface.landmarks.box, edgeface.chip
-import edgeface.alignment, edgeface.scorer
+import edgeface.alignment, edgeface.scorer, edgeface.detect.scale, edgeface.detect.yunet
+import edgeface.device.pipeline, edgeface.device.gate, edgeface.device.run_summary, edgeface.device.simulate
 from edgeface.cli import build_parser
 build_parser()
 heavy = [m for m in ("torch", "gpiozero", "picamera2", "lgpio", "Jetson", "litert_torch", "tensorflow", "evdev", "paho",
