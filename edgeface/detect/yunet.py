@@ -18,6 +18,10 @@ from ..faces import Detections
 class YuNetDetector:
     name = "yunet"
     approximate = False
+    #: how the downscaled copy is made: bilinear down to half size (measured: the same faces and landmarks as
+    #: INTER_AREA at 448 px, 0.27 instead of 1.57 ms per 640x480 frame; at exactly half both are the 2x2 mean),
+    #: area averaging below half and for photos (enrollment: the max_side rule, unchanged)
+    interpolation = cv2.INTER_LINEAR
 
     def __init__(
         self,
@@ -57,7 +61,9 @@ class YuNetDetector:
         if size != (w, h):
             if self._buf is None or self._buf.shape[:2] != (size[1], size[0]):
                 self._buf = np.empty((size[1], size[0], 3), np.uint8)
-            img = cv2.resize(img, size, dst=self._buf, interpolation=cv2.INTER_AREA)
+            door = self.detect_width is not None or self.min_face_px is not None
+            how = self.interpolation if door and 2 * size[0] >= w else cv2.INTER_AREA
+            img = cv2.resize(img, size, dst=self._buf, interpolation=how)
         if size != self._size:
             self._det.setInputSize(size)
             self._size = size
