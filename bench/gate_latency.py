@@ -208,6 +208,44 @@ def measure(cfg: GateConfig, video: Path, detector, fr_every: int = 0) -> dict:
     return doc
 
 
+def combine(runs: list[dict]) -> dict:
+    """Several rounds of :func:`measure` for one key -> one result: medians over the rounds of each round's
+    p50 / p95 and stage medians; every round's figures kept under ``rounds``."""
+    if len(runs) == 1:
+        return runs[0]
+
+    def med(values):
+        values = [v for v in values if v is not None]
+        return round(float(np.median(values)), 2) if values else None
+
+    out = dict(runs[0])
+    for part in ("face_frames", "empty_frames", "all_frames"):
+        out[part] = {"n": runs[0][part]["n"], **{q: med(r[part].get(q) for r in runs) for q in ("p50_ms", "p95_ms")}}
+    out["stages_median_ms"] = {k: med(r["stages_median_ms"][k] for r in runs) for k in runs[0]["stages_median_ms"]}
+    before = runs[0]["before_full_frame_detection"]
+    out["before_full_frame_detection"] = {
+        "stages_median_ms": {k: med(r["before_full_frame_detection"]["stages_median_ms"][k] for r in runs)
+                             for k in before["stages_median_ms"]},
+        "detect": {q: med(r["before_full_frame_detection"]["detect"][q] for r in runs) for q in ("p50_ms", "p95_ms")},
+        "faces_found_there_but_not_downscaled": sum(r["before_full_frame_detection"]["faces_found_there_but_not_downscaled"]
+                                                    for r in runs)}
+    if "face_recognition_same_frames" in runs[0]:
+        fr = [r["face_recognition_same_frames"] for r in runs]
+        out["face_recognition_same_frames"] = {**fr[0], "frames": sum(f["frames"] for f in fr),
+                                               **{k: med(f[k] for f in fr) for k in ("edgeface_p50_ms",
+                                                  "face_recognition_p50_ms", "face_recognition_p95_ms")},
+                                               "ratio_of_medians": round(float(np.median([f["ratio_of_medians"] for f in fr])), 4)}
+    out["_face"] = [v for r in runs for v in r["_face"]]
+    out["_empty"] = [v for r in runs for v in r["_empty"]]
+    out["rounds"] = [{"face_frames": r["face_frames"], "empty_frames": r["empty_frames"],
+                      "stages_median_ms": r["stages_median_ms"],
+                      "full_frame_detect_median_ms": r["before_full_frame_detection"]["stages_median_ms"]["detect"],
+                      "face_recognition_ratio": r.get("face_recognition_same_frames", {}).get("ratio_of_medians")}
+                     for r in runs]
+    out["summary_of_rounds"] = "medians over the rounds of each round's p50 / p95 / stage medians"
+    return out
+
+
 #: run the CLI, then print the process's own peak RSS. VmHWM belongs to the new address space (reset at exec);
 #: ru_maxrss is not usable here, Linux carries it over from the forking parent (this bench, with its models)
 RUN_AND_REPORT_PEAK = (
@@ -319,6 +357,8 @@ def main() -> int:
                     help="model.threads values for the `gate --simulate` runs (latency summary and peak RSS)")
     ap.add_argument("--fr-every", type=int, default=5,
                     help="time face_recognition on every N-th face frame, interleaved (0: not at all)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="in-process measurements per key, the keys interleaved; medians over the rounds are reported")
     ap.add_argument("--threshold", type=float, help="cosine threshold for an uncalibrated bundle (default 0.40)")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -339,19 +379,22 @@ def main() -> int:
     calibrated = Bundle.load(bundle).meta.thresholds
     threshold = args.threshold if args.threshold is not None else THRESHOLD
     video, galleries, spans = scene(args.work, detector, bundle, keys, args.seed)
+    def config_for(key: str, threads: int) -> Path:
+        config = args.work / f"gate_{key}_t{threads}.toml"
+        config.write_text(f'[model]\nbundle = "{bundle}"\ngallery = "{galleries[key]}"\nkey = "{key}"\n'
+                          f'threads = {threads}\n\n[camera]\nsource = "{video}"\n\n[detector]\nmodel_path = "{YUNET}"\n\n'
+                          '[relay]\nbackend = "mock"\npulse_s = 0.2\n'
+                          + ("" if key in calibrated and args.threshold is None
+                             else f"\n[policy]\nthreshold = {threshold}\n"))
+        return config
+
+    runs: dict[str, list[dict]] = {key: [] for key in keys}
+    for rnd in range(args.rounds):  # the keys interleaved, order alternating: the machine's load hits all alike
+        for key in (keys if rnd % 2 == 0 else keys[::-1]):
+            runs[key].append(measure(load_config(config_for(key, 1)), video, detector, fr_every=args.fr_every))
     results = []
     for key in keys:
-        def config_for(threads: int) -> Path:
-            config = args.work / f"gate_{key}_t{threads}.toml"
-            config.write_text(f'[model]\nbundle = "{bundle}"\ngallery = "{galleries[key]}"\nkey = "{key}"\n'
-                              f'threads = {threads}\n\n[camera]\nsource = "{video}"\n\n[detector]\nmodel_path = "{YUNET}"\n\n'
-                              '[relay]\nbackend = "mock"\npulse_s = 0.2\n'
-                              + ("" if key in calibrated and args.threshold is None
-                                 else f"\n[policy]\nthreshold = {threshold}\n"))
-            return config
-
-        cfg = load_config(config_for(1))
-        r = measure(cfg, video, detector, fr_every=args.fr_every)
+        r = combine(runs[key])
         grants = [(pid, t) for kind, pid, t in r["decisions"] if kind == "granted"]
         r["outcome"] = {
             "enrolled_appearances_granted": sum(any(p == sp.label and sp.t0 <= t <= sp.t1 for p, t in grants)
@@ -363,7 +406,7 @@ def main() -> int:
         }
         r["daemon"] = {}
         for threads in args.threads:
-            run = daemon_run(config_for(threads), video, key)
+            run = daemon_run(config_for(key, threads), video, key)
             r["daemon"][f"threads_{threads}"] = run
             sm = run["summary"]
             print(f"{key} {threads} thread(s): face frames p50 {sm['face_latency_ms']['p50']} / p95 "
