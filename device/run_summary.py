@@ -12,24 +12,29 @@ figures of that interval) and once when it stops. The JSON has exactly these key
 chain (landmarks, crop, embedding and match: a usable face). ``latency_ms`` is frame -> decision (pipeline and
 policy) over all processed frames, ``face_latency_ms`` over the face frames; ``stages_ms`` are per-stage medians
 over the frames in which that stage ran (``align`` is the crop and its quality gate), None when it never ran.
-``decisions`` and ``unlocks`` count the events emitted in the same span.
+``decisions`` and ``unlocks`` count the events emitted in the same span. Percentiles and medians are taken over
+the last :data:`MAX_SAMPLES` frames of the span (memory stays bounded with ``summary_every_min = 0``); the counts
+are exact.
 """
 
 from __future__ import annotations
 
 import json
+from collections import deque
 
 import numpy as np
 
 STAGES = ("detect", "landmarks", "align", "embed", "match")
 DECISIONS = ("granted", "denied", "unknown", "no_decision")
+#: latency samples kept per span (about 1.4 hours at 10 frames per second)
+MAX_SAMPLES = 50_000
 
 
 def _round(v: float | None) -> float | None:
     return None if v is None else round(float(v), 2)
 
 
-def _pcts(values: list[float]) -> dict:
+def _pcts(values) -> dict:
     if not values:
         return {"p50": None, "p95": None}
     a = np.asarray(values, np.float64)
@@ -43,16 +48,19 @@ class RunSummary:
         self.reset()
 
     def reset(self) -> None:
-        self.latencies: list[float] = []
-        self.face_latencies: list[float] = []
-        self.stages: dict[str, list[float]] = {s: [] for s in STAGES}
+        self.frames = self.face_frames = 0
+        self.latencies: deque[float] = deque(maxlen=MAX_SAMPLES)
+        self.face_latencies: deque[float] = deque(maxlen=MAX_SAMPLES)
+        self.stages: dict[str, deque[float]] = {s: deque(maxlen=MAX_SAMPLES) for s in STAGES}
         self.decisions = dict.fromkeys(DECISIONS, 0)
         self.unlocks = 0
 
     def frame(self, result, latency_ms: float) -> None:
         """One processed frame: its :class:`~edgeface.device.pipeline.FrameResult` and frame -> decision time."""
+        self.frames += 1
         self.latencies.append(float(latency_ms))
         if result.usable:
+            self.face_frames += 1
             self.face_latencies.append(float(latency_ms))
         for name, ms in (result.stages or {}).items():
             if name in self.stages:
@@ -68,8 +76,8 @@ class RunSummary:
     def to_json(self) -> dict:
         return {
             "event": "summary",
-            "frames": len(self.latencies),
-            "face_frames": len(self.face_latencies),
+            "frames": self.frames,
+            "face_frames": self.face_frames,
             "latency_ms": _pcts(self.latencies),
             "face_latency_ms": _pcts(self.face_latencies),
             "stages_ms": {s: _round(np.median(v)) if v else None for s, v in self.stages.items()},
