@@ -9,10 +9,18 @@ Retention: rows older than ``retention_days`` and beyond the newest ``max_rows``
 every ``prune_every`` inserts (so the table holds at most ``max_rows + prune_every`` rows). Face crops are stored only when ``save_faces`` is True (privacy: off by
 default), as 0600 PNG files in ``faces_dir`` (default: ``<db name>.faces/`` next to the database), named after
 their row and deleted with it.
+
+Sharing: the database is 0600, or 0640 when it is shared with a group (an existing file's group read bit is
+kept, a new one in a shared directory gets it: the admin page reads it read-only, see docs/deployment.md 3a);
+SQLite gives its -wal and -shm files the database's mode. Never any world bits.
+
+Decisions that name nobody store who came closest in ``candidates`` (JSON text, best first). A database of
+an older schema gets the new columns when it is opened (:data:`MIGRATIONS`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -22,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .events import Event
+from edgeface.shared_files import apply_shared, shared_mode
+
+from .events import Event, candidates_json
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +50,16 @@ CREATE TABLE IF NOT EXISTS events (
     latency_ms REAL,
     duration_s REAL,
     detail TEXT,
-    face TEXT                    -- file name of the saved face crop, if any
+    face TEXT,                   -- file name of the saved face crop, if any
+    candidates TEXT              -- JSON: best and second-best person with scores (events that name nobody)
 );
 CREATE INDEX IF NOT EXISTS events_unix ON events(unix);
 """
 
 COLUMNS = ("id", "time", "unix", "t", "kind", "person_id", "person", "score", "margin", "latency_ms",
            "duration_s", "detail", "face")
+#: columns added after the first schema: (name, SQL type); added to an older database when it is opened
+MIGRATIONS = (("candidates", "TEXT"),)
 
 
 class AuditLog:
@@ -68,6 +81,7 @@ class AuditLog:
         self._closed = False
         self._last_open_try = float("-inf")
         self._since_prune = 0
+        self._mode = 0o600
         with self._lock:
             self._try_open()
 
@@ -84,10 +98,11 @@ class AuditLog:
                     return False
                 cur = self._conn.execute(
                     "INSERT INTO events (time, unix, t, kind, person_id, person, score, margin, latency_ms, "
-                    "duration_s, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "duration_s, detail, candidates) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (event.wall, time.time(), _num(event.t), event.kind, event.person_id, event.person,
                      _num(event.score), _num(event.margin), _num(event.latency_ms), _num(event.duration_s),
-                     event.detail),
+                     event.detail,
+                     None if event.candidates is None else json.dumps(candidates_json(event.candidates))),
                 )
                 self.written += 1
                 self._succeeded()
@@ -132,14 +147,19 @@ class AuditLog:
 
     # --- reading (tests, diagnostics) -----------------------------------------------------------------------
     def events(self, limit: int = 100) -> list[dict]:
-        """The newest ``limit`` rows, oldest first, as dicts keyed by :data:`COLUMNS`."""
+        """The newest ``limit`` rows, oldest first, as dicts keyed by :data:`COLUMNS` plus ``candidates``
+        (a list, or None for events that name someone or were written before the column existed)."""
+        columns = (*COLUMNS, "candidates")
         with self._lock:
             if self._conn is None:
                 return []
             rows = self._conn.execute(
-                f"SELECT {', '.join(COLUMNS)} FROM events ORDER BY id DESC LIMIT ?", (int(limit),)
+                f"SELECT {', '.join(columns)} FROM events ORDER BY id DESC LIMIT ?", (int(limit),)
             ).fetchall()
-        return [dict(zip(COLUMNS, row)) for row in reversed(rows)]
+        out = [dict(zip(columns, row)) for row in reversed(rows)]
+        for row in out:
+            row["candidates"] = None if row["candidates"] is None else json.loads(row["candidates"])
+        return out
 
     def count(self) -> int:
         with self._lock:
@@ -156,16 +176,19 @@ class AuditLog:
         conn = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._create_shared()
             conn = sqlite3.connect(str(self.path), timeout=1.0, isolation_level=None, check_same_thread=False)
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise sqlite3.OperationalError(f"cannot switch to WAL mode (got {mode})")
             conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across crashes, no fsync per row
             conn.executescript(_SCHEMA)
-            try:
-                os.chmod(self.path, 0o600)  # names of people and times they came in: not world-readable
-            except OSError:
-                pass
+            _migrate(conn)
+            for path in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))):
+                try:  # names of people and times they came in: owner (and a sharing group) only, never world
+                    os.chmod(path, self._mode)
+                except OSError:
+                    pass
             self._conn = conn
             self._prune()
             if self._burst:
@@ -180,6 +203,20 @@ class AuditLog:
             self._conn = None
             self._failed(f"cannot open {self.path}: {type(exc).__name__}: {exc}", count=False)
             return False
+
+    def _create_shared(self) -> None:
+        """Create the database file (empty is a valid SQLite database) with its sharing before SQLite does,
+        so no -wal or -shm is ever made with a wider mode: 0600, or 0640 with the group of a shared
+        directory; an existing file keeps its group read bit (never group write, never world bits)."""
+        self._mode, gid = shared_mode(self.path, 0o600, 0o040)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return
+        try:
+            apply_shared(fd, self._mode, gid, self.path)
+        finally:
+            os.close(fd)
 
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
@@ -222,14 +259,31 @@ class AuditLog:
         ok, png = cv2.imencode(".png", np.ascontiguousarray(crop))
         if not ok:
             raise ValueError("face crop could not be encoded as PNG")
-        self.faces_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        group_read = self._mode & 0o040  # crops are shared exactly like the database
+        if not self.faces_dir.is_dir():
+            self.faces_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.faces_dir, 0o700 | (0o050 if group_read else 0))
         name = f"{row_id:010d}_{kind}.png"
         tmp = self.faces_dir / f".{name}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600 | group_read)
         with os.fdopen(fd, "wb") as f:
             f.write(png.tobytes())
         os.replace(tmp, self.faces_dir / name)
         return name
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Add the columns of :data:`MIGRATIONS` that an older database lacks (another process may add one first)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+    for name, sql_type in MIGRATIONS:
+        if name in have:
+            continue
+        try:
+            conn.execute(f"ALTER TABLE events ADD COLUMN {name} {sql_type}")
+        except sqlite3.OperationalError as exc:
+            if "duplicate column" not in str(exc):
+                raise
 
 
 def _num(value) -> float | None:

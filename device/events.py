@@ -49,6 +49,9 @@ class Event:
     latency_ms: float | None = None
     duration_s: float | None = None
     detail: str | None = None
+    #: who came closest, for events that name nobody (unknown, denied ambiguous, no_decision): best first,
+    #: ``[{"person_id", "person", "score"}, ...]`` (at most two; empty when nobody is enrolled)
+    candidates: list[dict] | tuple[dict, ...] | None = None
 
     def to_json(self) -> dict:
         """A JSON-ready dict; ``event``, ``person``, ``score`` and ``t`` are always present, ``duration`` for unlocks."""
@@ -68,6 +71,8 @@ class Event:
             out["duration"] = None if self.duration_s is None else _clean(round(float(self.duration_s), 4))
         if self.detail is not None:
             out["detail"] = self.detail
+        if self.candidates is not None:
+            out["candidates"] = candidates_json(self.candidates)
         return out
 
     def log_line(self) -> str:
@@ -81,6 +86,7 @@ class Event:
             ("latency_ms", self.latency_ms, "{:.1f}"),
             ("duration_s", self.duration_s, "{:.3f}"),
             ("detail", self.detail, None),
+            *_candidate_fields(self.candidates),
         ):
             if value is None:
                 continue
@@ -89,6 +95,20 @@ class Event:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def candidates_json(candidates) -> list[dict]:
+    """The candidates as JSON-ready dicts (scores rounded to 4 places, non-finite ones None)."""
+    return [{"person": c.get("person"), "person_id": c.get("person_id"),
+             "score": _clean(None if c.get("score") is None else round(float(c["score"]), 4))} for c in candidates]
+
+
+def _candidate_fields(candidates) -> list[tuple]:
+    """``best="Ada L" best_score=0.412 second=Bob second_score=0.301`` for the log line."""
+    out = []
+    for label, c in zip(("best", "second"), candidates or ()):
+        out += [(label, c.get("person") or c.get("person_id"), None), (f"{label}_score", c.get("score"), "{:.3f}")]
+    return out
 
 
 def _quote(text: str) -> str:

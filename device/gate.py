@@ -274,7 +274,8 @@ class Gate:
         rejected = None if result.usable or result.face is None else ",".join(result.reasons) or "rejected"
         decisions = self.policy.observe(frame.t, result.face is not None, m and m.person_id, m and m.name,
                                         m and m.score, m and m.margin, rejected=rejected,
-                                        embedding=result.embedding)
+                                        embedding=result.embedding,
+                                        second=m and (m.second_person_id, m.second_name, m.second_score))
         if self.access is not None:
             decisions = self.access.decide(frame.t, result, decisions, self.runtime, self.policy.locked_out)
         self.summary.frame(result, (time.perf_counter() - t_frame) * 1000.0)  # frame -> decision
@@ -299,7 +300,7 @@ class Gate:
         crop = result.crop if result is not None and d.kind in ("granted", "denied", "unknown") else None
         latency = result.latency_ms if result is not None and d.kind != "no_decision" else None
         self._emit(d.kind, self._t(d.t), person_id=d.person_id, person=d.person, score=d.score, margin=d.margin,
-                   latency_ms=latency, detail=d.detail, crop=crop)
+                   latency_ms=latency, detail=d.detail, crop=crop, candidates=d.candidates)
         if d.kind not in ("granted", "exit_request"):  # a request-to-exit button pulses too
             return
         pulse_s = self.runtime.config.relay.pulse_s
@@ -432,7 +433,8 @@ class Gate:
         self.relay.off()
         self.notifier.stopping()
         for d in self.policy.end(self._now) + (self.access.end(self._now, self.runtime) if self.access else []):
-            self._emit(d.kind, self._t(d.t), person_id=d.person_id, person=d.person, score=d.score, detail=d.detail)
+            self._emit(d.kind, self._t(d.t), person_id=d.person_id, person=d.person, score=d.score, detail=d.detail,
+                       candidates=d.candidates)
         self._emit("stopping", self._t(), detail=self._stop_reason or "exiting")
         self.summary.report(self.json_out, self.log_out or sys.stderr)  # the last line of the run
         for closer in (self.camera.close, self.relay.close, self.audit.close, getattr(self.access, "close", None)):

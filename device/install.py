@@ -5,6 +5,17 @@ printed and carried out, so the dry run shows exactly what a real run does. With
 (staging a root file system, or a test's tmp dir) files are written below the prefix and the steps that act on
 the running system (useradd, chown, systemctl) are printed as skipped.
 
+Before any step, the unit's sandbox is checked against this installation (:mod:`edgeface.device.sandbox`):
+a Python, venv, package or data path the service could not see (PrivateTmp, ProtectHome) or write
+(ProtectSystem=strict) is refused with the fix, or, with ``relax_sandbox``, lifted in a drop-in
+(``<unit>.d/50-install-sandbox.conf``) and said so. ``admin=True`` installs the admin page's unit instead
+(its own user ``edgeface-admin``, member of the shared group).
+
+Sharing (docs/deployment.md, 3a): the gate's user and the admin page's user share the gallery and the audit
+database through the group ``edgeface`` (the gate user's group): ``/var/lib/edgeface`` is 2770
+edgeface:edgeface (setgid, so new files get the group), the gallery and its lock 0660, the audit database
+0640, never any world bits. The writers keep those modes when they replace the files.
+
 The unit file and the example config are package data (``edgeface.device/data``, links to ``systemd/`` in the
 source tree, copied into wheels), so a non-editable install finds them too.
 """
@@ -25,7 +36,16 @@ from pathlib import Path, PurePosixPath
 
 from edgeface.errors import EdgefaceError
 
+from .sandbox import FIX as SANDBOX_FIX
+
 UNIT_NAME = "edgeface-gate.service"
+ADMIN_UNIT_NAME = "edgeface-admin.service"
+ADMIN_USER = "edgeface-admin"
+ADMIN_STATE_DIR = "/var/lib/edgeface-admin"
+#: the group the gate's user and the admin page's user share the gallery and the audit database through
+SHARED_GROUP = "edgeface"
+STATE_DIR_MODE = 0o2770
+DROPIN_NAME = "50-install-sandbox.conf"
 EXAMPLE_CONFIG = "gate.example.toml"
 DEFAULT_USER = "edgeface"
 DEFAULT_CONFIG = "/etc/edgeface/gate.toml"
@@ -33,8 +53,6 @@ DEFAULT_UNIT_DIR = "/etc/systemd/system"
 STATE_DIR = "/var/lib/edgeface"
 #: groups that own /dev/gpiochip* and /dev/video* on Raspberry Pi OS (and gpio on a Jetson after Jetson.GPIO setup)
 DEVICE_GROUPS = ("gpio", "video")
-#: ProtectHome=true hides these; an executable or config below them needs ProtectHome=read-only
-HOME_DIRS = ("/home", "/root", "/run/user")
 _USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,30}$")
 
 
@@ -55,18 +73,12 @@ def systemd_quote(arg: str) -> str:
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _under_home(path: str) -> bool:
-    p = PurePosixPath(path)
-    return any(p == PurePosixPath(h) or PurePosixPath(h) in p.parents for h in HOME_DIRS)
-
-
 def render_unit(template: str, exec_start: Sequence[str], user: str, groups: Sequence[str]) -> str:
     """The unit with ExecStart=, User=, Group= and SupplementaryGroups= set for this machine.
 
-    ``groups`` are the device groups that exist here: systemd refuses to start a unit that names a missing
-    group (status 216/GROUP). ProtectHome=true becomes read-only when the executable or the config lives
-    below /home (a virtual environment in a home directory), which the service could not reach otherwise."""
-    protect_home = "read-only" if any(_under_home(a) for a in exec_start if a.startswith("/")) else None
+    ``groups`` are the groups that exist here: systemd refuses to start a unit that names a missing group
+    (status 216/GROUP). The sandbox is never changed here: see :mod:`edgeface.device.sandbox` and the drop-in
+    of ``--relax-sandbox``."""
     out = []
     for line in template.splitlines():
         key = line.split("=", 1)[0] if "=" in line and not line.startswith("#") else None
@@ -80,8 +92,6 @@ def render_unit(template: str, exec_start: Sequence[str], user: str, groups: Seq
             if not groups:
                 continue
             line = "SupplementaryGroups=" + " ".join(groups)
-        elif key == "ProtectHome" and protect_home:
-            line = f"ProtectHome={protect_home}"
         out.append(line)
     return "\n".join(out) + "\n"
 
@@ -128,14 +138,18 @@ class Step:
 
 @dataclass
 class Plan:
-    user: str = DEFAULT_USER
+    user: str | None = None  # default: edgeface (gate), edgeface-admin (admin)
     config: str = DEFAULT_CONFIG
     unit_dir: str = DEFAULT_UNIT_DIR
     prefix: str = "/"
     exec_cmd: Sequence[str] | None = None
     groups: Sequence[str] | None = None
+    admin: bool = False
+    relax_sandbox: bool = False
 
     def __post_init__(self):
+        if self.user is None:
+            self.user = ADMIN_USER if self.admin else DEFAULT_USER
         if not _USER_NAME.match(self.user):
             raise InstallError(f"--user {self.user!r} is not a valid system user name (lower case letters, digits, _ and -)")
         for name, value in (("--config", self.config), ("--unit-dir", self.unit_dir)):
@@ -154,24 +168,108 @@ class Plan:
     def target(self, path: str) -> Path:
         return Path(self.prefix) / path.lstrip("/")
 
+    @property
+    def unit_name(self) -> str:
+        return ADMIN_UNIT_NAME if self.admin else UNIT_NAME
+
+    @property
+    def command(self) -> str:
+        return "admin" if self.admin else "gate"
+
+    def unit_groups(self) -> list[str]:
+        """SupplementaryGroups=: the admin page is in the shared group; both in the device groups that exist."""
+        return ([SHARED_GROUP] if self.admin else []) + list(self.groups)
+
     def unit_text(self) -> str:
-        exec_start = [*self.exec_cmd, "gate", "--config", self.config]
-        return render_unit(read_data(UNIT_NAME), exec_start, self.user, self.groups)
+        exec_start = [*self.exec_cmd, self.command, "--config", self.config]
+        return render_unit(read_data(self.unit_name), exec_start, self.user, self.unit_groups())
+
+    def sandbox_problems(self) -> tuple[list, list[str]]:
+        """(problems a drop-in can lift, problems it cannot) of this installation under the unit's sandbox."""
+        from .sandbox import Sandbox, check, config_needs, installation_needs
+
+        needs, fatal = installation_needs(self.exec_cmd)
+        cfg = self._config_for_check()
+        if cfg is not None:
+            needs += config_needs(cfg, admin=self.admin)
+        return check(needs, Sandbox.of_unit(read_data(self.unit_name))), fatal
+
+    def _config_for_check(self):
+        from edgeface.config import load_config, parse_config
+
+        target = self.target(self.config)
+        try:
+            if target.exists():
+                return load_config(target)
+            return parse_config(read_data(EXAMPLE_CONFIG), EXAMPLE_CONFIG, base=Path(self.config).parent)
+        except (EdgefaceError, OSError):
+            return None  # validate-config reports a broken config; its paths cannot be checked here
 
     def steps(self) -> list[Step]:
+        problems, fatal = self.sandbox_problems()
+        if fatal or (problems and not self.relax_sandbox):
+            lines = fatal + [p.message() for p in problems]
+            fix = (" Fix: " + SANDBOX_FIX) if problems or fatal else ""
+            raise InstallError(f"{self.unit_name} could not start as installed: " + "; ".join(lines) + "." + fix)
         steps: list[Step] = []
+        steps += self._group_steps()
         steps += self._user_steps()
         config_dir = str(PurePosixPath(self.config).parent)
         steps.append(self._mkdir(config_dir, 0o755, "root", "root"))
-        steps.append(self._mkdir(STATE_DIR, 0o700, self.user, self.user))
+        gate_user = DEFAULT_USER if not self.admin or not self.live or user_exists(DEFAULT_USER) else "root"
+        steps.append(self._mkdir(STATE_DIR, STATE_DIR_MODE, gate_user, SHARED_GROUP))
+        if self.admin:
+            steps.append(self._mkdir(ADMIN_STATE_DIR, 0o700, self.user, self.user))
         steps.append(self._config_step())
-        unit = str(PurePosixPath(self.unit_dir) / UNIT_NAME)
-        steps.append(Step(f"write {self.target(unit)} (mode 0644, ExecStart={' '.join(self.exec_cmd)} gate --config {self.config})",
+        steps += self._share_steps()
+        unit = str(PurePosixPath(self.unit_dir) / self.unit_name)
+        steps.append(Step(f"write {self.target(unit)} (mode 0644, ExecStart={' '.join(self.exec_cmd)} "
+                          f"{self.command} --config {self.config})",
                           lambda: _write(self.target(unit), self.unit_text(), 0o644)))
+        if problems:
+            from .sandbox import dropin
+
+            path = self.target(str(PurePosixPath(self.unit_dir) / f"{self.unit_name}.d" / DROPIN_NAME))
+            text = dropin(problems)
+            lifted = ", ".join(line for line in text.splitlines()[3:])
+            steps.append(Step(f"write {path} (mode 0644): the sandbox is RELAXED for this installation ({lifted}) "
+                              f"because " + "; ".join(p.message() for p in problems), lambda: _write(path, text, 0o644)))
         if self.live:
             steps.append(Step("run: systemctl daemon-reload", lambda: _run(["systemctl", "daemon-reload"])))
         else:
             steps.append(Step(f"skip: systemctl daemon-reload (prefix {self.prefix} is not the running system)"))
+        return steps
+
+    def _group_steps(self) -> list[Step]:
+        cmd = ["groupadd", "--system", "--force", SHARED_GROUP]
+        if not self.live:
+            return [Step(f"skip: {' '.join(cmd)} (prefix {self.prefix} is not the running system)")]
+        return [Step(f"run: {' '.join(cmd)} (the group the gate and the admin page share the gallery and the audit "
+                     "database through)", lambda: _run(cmd))]
+
+    def _share_steps(self) -> list[Step]:
+        """Existing gallery (and lock) 0660 and audit database 0640, group edgeface; never world bits."""
+        cfg = self._config_for_check()
+        if cfg is None:
+            return [Step(f"note: {self.config} cannot be read; share the gallery and audit database by hand "
+                         "(docs/deployment.md, 3a)")]
+        from edgeface.gallery_writer import lock_path
+
+        files = [(cfg.model.gallery, 0o660), (lock_path(cfg.model.gallery), 0o660), (cfg.audit.path, 0o640),
+                 *((cfg.audit.path.with_name(cfg.audit.path.name + s), 0o640) for s in ("-wal", "-shm"))]
+        steps = []
+        for path, mode in files:
+            target = self.target(str(path))
+            if not target.exists():
+                continue
+            owned = f"group {SHARED_GROUP}" if self.live else "skip: chgrp, prefix is not the running system"
+
+            def share(target=target, mode=mode):
+                os.chmod(target, mode)
+                if self.live:
+                    shutil.chown(target, group=SHARED_GROUP)
+
+            steps.append(Step(f"share: {target} mode {mode:04o} ({owned})", share))
         return steps
 
     def _user_steps(self) -> list[Step]:
@@ -182,15 +280,18 @@ class Plan:
                               "(the service needs read/write access to /dev/gpiochip* and the camera; see docs/deployment.md)"))
         if not self.live:
             return notes + [Step(f"skip: create system user {self.user} (prefix {self.prefix} is not the running system)")]
+        groups = self.unit_groups()
         if user_exists(self.user):
-            if not self.groups:
+            if not groups:
                 return notes + [Step(f"keep: system user {self.user} exists")]
-            cmd = ["usermod", "--append", "--groups", ",".join(self.groups), self.user]
+            cmd = ["usermod", "--append", "--groups", ",".join(groups), self.user]
             return notes + [Step(f"run: {' '.join(cmd)} (user {self.user} exists)", lambda: _run(cmd))]
-        cmd = ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", STATE_DIR,
-               "--shell", "/usr/sbin/nologin"]
-        if self.groups:
-            cmd += ["--groups", ",".join(self.groups)]
+        # the gate's primary group is the shared group; the admin page has its own and joins the shared one
+        group = ["--user-group"] if self.admin else ["--gid", SHARED_GROUP]
+        cmd = ["useradd", "--system", *group, "--no-create-home", "--home-dir",
+               ADMIN_STATE_DIR if self.admin else STATE_DIR, "--shell", "/usr/sbin/nologin"]
+        if groups:
+            cmd += ["--groups", ",".join(groups)]
         cmd.append(self.user)
         return notes + [Step(f"run: {' '.join(cmd)}", lambda: _run(cmd))]
 
@@ -200,9 +301,9 @@ class Plan:
 
         def make():
             target.mkdir(parents=True, exist_ok=True)
-            os.chmod(target, mode)
             if self.live:
                 shutil.chown(target, owner, group)
+            os.chmod(target, mode)  # after chown: the setgid bit of a shared directory stays
 
         return Step(f"create directory {target} (mode {mode:04o}; {owned})", make)
 
@@ -249,5 +350,6 @@ def install(plan: Plan, dry_run: bool = False, out=print) -> int:
         if step.action is not None and not dry_run:
             step.action()
     if plan.live:
-        out(f"{prefix}next: edit {plan.config}, then: systemctl enable --now {UNIT_NAME}; journalctl -u {UNIT_NAME} -f")
+        out(f"{prefix}next: edit {plan.config}, then: systemctl enable --now {plan.unit_name}; "
+            f"journalctl -u {plan.unit_name} -f")
     return 0

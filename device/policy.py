@@ -22,6 +22,10 @@ Rules (defaults from ``[policy]``):
   the same (cosine >= threshold) as the previous failed window's is logged but not counted again: a stranger
   waiting at the door is one attempt, a new face (a swapped photo) is another.
 * **Cooldown.** After an unlock, the same person is ``denied`` (``detail="cooldown"``) for ``cooldown_s``.
+* **Explained.** ``unknown``, ``denied`` ambiguous and ``no_decision`` name nobody, so they carry
+  ``candidates``: the best and second-best gallery persons of the window (or the appearance) with the best
+  score each reached (:mod:`edgeface.device.candidates`). With nobody enrolled there are none, and the detail
+  says ``nobody is enrolled``.
 
 Memory is bounded whatever arrives: the window is a deque of ``n``, the failure history a deque of at most
 ``lockout_unknown``, the per-appearance and per-person maps are pruned (cooldowns expire) and capped at
@@ -34,6 +38,8 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 import numpy as np
+
+from .candidates import TopCandidates
 
 #: hard cap on per-person bookkeeping (cooldowns, decided-this-appearance), whatever the gallery size
 MAX_TRACKED = 4096
@@ -80,6 +86,8 @@ class Decision:
     score: float | None = None
     margin: float | None = None
     detail: str | None = None
+    #: who came closest (best first, at most two): ``({"person_id", "person", "score"}, ...)``
+    candidates: tuple[dict, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,9 @@ class _Entry:
     margin: float
     ambiguous: bool
     embedding: np.ndarray | None = None
+    #: the raw gallery answer whether accepted or not: best and second-best person
+    best: tuple[str | None, str | None, float | None] = (None, None, None)
+    second: tuple[str | None, str | None, float | None] = (None, None, None)
 
 
 class Policy:
@@ -106,19 +117,23 @@ class Policy:
         self._appearance_decisions = 0
         self._appearance_best: _Entry | None = None
         self._rejected: Counter[str] = Counter()  # quality-gate reasons in the current appearance
+        self._appearance_candidates = TopCandidates()
+        self._appearance_unmatched = 0  # usable face frames with no gallery candidate (nobody enrolled)
         self._last_failed_face: np.ndarray | None = None  # mean direction of the last failed window
         self.locked_until: float | None = None
 
     # -- public ---------------------------------------------------------------------------------------
     def observe(self, t: float, face: bool, person_id: str | None = None, person: str | None = None,
                 score: float | None = None, margin: float | None = None,
-                rejected: str | None = None, embedding: np.ndarray | None = None) -> list[Decision]:
+                rejected: str | None = None, embedding: np.ndarray | None = None,
+                second: tuple[str | None, str | None, float | None] | None = None) -> list[Decision]:
         """One processed frame at time ``t``. ``face`` is False when no face was seen. A face the quality gate
         refused is ``face=True`` with ``rejected`` naming why: it keeps the appearance going and is reported if
         the appearance ends undecided, but never counts for anyone. Otherwise ``person_id``/``score``/``margin``
         describe the best gallery match (``person_id`` None when the gallery is empty); ``embedding`` (the
         face's unit vector, optional) lets a failed attempt by the same face as the previous one not count twice
-        towards the lockout."""
+        towards the lockout. ``second`` is the second-best person as (person_id, name, score), for the
+        candidates of events that name nobody."""
         out: list[Decision] = []
         self._expire(t)
         if self._last_face_t is not None and t - self._last_face_t > self.params.face_gap_s:
@@ -131,7 +146,11 @@ class Policy:
                 self._rejected[rejected] += 1
             return out
         self._appearance_frames += 1
-        entry = self._entry(person_id, person, score, margin, embedding)
+        entry = self._entry(person_id, person, score, margin, embedding, second)
+        if person_id is None:
+            self._appearance_unmatched += 1
+        for pid, name, value in (entry.best, entry.second):
+            self._appearance_candidates.add(pid, name, value)
         if entry.person_id is not None and entry.person_id in self._decided:
             return out  # already granted/denied this appearance: their further frames change nothing
         if self._appearance_best is None or entry.score > self._appearance_best.score:
@@ -167,14 +186,17 @@ class Policy:
                 + len(self._rejected))
 
     # -- internals ------------------------------------------------------------------------------------
-    def _entry(self, person_id, person, score, margin, embedding=None) -> _Entry:
+    def _entry(self, person_id, person, score, margin, embedding=None, second=None) -> _Entry:
         p = self.params
+        best = (person_id, person, None if score is None else float(score))
+        second = tuple(second) if second is not None and second[0] is not None else (None, None, None)
         score = float("-inf") if score is None else float(score)
         margin = float("-inf") if margin is None else float(margin)
         above = person_id is not None and score >= p.threshold
         ok = above and margin >= p.min_margin
         return _Entry(person_id if ok else None, person if ok else None, score, margin, ambiguous=above and not ok,
-                      embedding=None if embedding is None else np.asarray(embedding, np.float32))
+                      embedding=None if embedding is None else np.asarray(embedding, np.float32),
+                      best=best, second=second)
 
     def _expire(self, t: float) -> None:
         if self.locked_until is not None and t >= self.locked_until:
@@ -215,6 +237,8 @@ class Policy:
             detail, kind = "ambiguous", "denied"
         elif accepted:
             detail, kind = "inconsistent", "unknown"  # accepted frames, but no one person in k of n
+        elif all(e.best[0] is None for e in window):
+            detail, kind = "nobody is enrolled", "unknown"
         else:
             detail, kind = None, "unknown"
         face = _mean_direction([e.embedding for e in window])
@@ -225,7 +249,8 @@ class Policy:
         if repeat:
             detail = ((detail + "; ") if detail else "") + "same face as the previous attempt (not counted again)"
         out = [Decision(kind, t, score=best.score if best.score != float("-inf") else None,
-                        margin=best.margin if best.margin != float("-inf") else None, detail=detail)]
+                        margin=best.margin if best.margin != float("-inf") else None, detail=detail,
+                        candidates=_candidates(window))]
         if self.locked_until is None and not repeat:
             self._failures.append(t)
             if len(self._failures) >= self.params.lockout_unknown:
@@ -238,13 +263,18 @@ class Policy:
         out: list[Decision] = []
         if (self._appearance_frames or self._rejected) and not self._appearance_decisions:
             b = self._appearance_best
-            detail = f"appearance ended after {self._appearance_frames} matched face frame(s) without a decision"
+            if self._appearance_frames and self._appearance_unmatched == self._appearance_frames:
+                detail = f"nobody is enrolled: {self._appearance_frames} face frame(s) without a decision"
+            else:
+                detail = f"appearance ended after {self._appearance_frames} matched face frame(s) without a decision"
             if self._rejected:
                 detail += "; refused by the quality gate: " + ", ".join(
                     f"{reason} x{count}" for reason, count in self._rejected.most_common())
             out.append(Decision("no_decision", t, score=None if b is None or b.score == float("-inf") else b.score,
-                                detail=detail))
+                                detail=detail, candidates=self._appearance_candidates.as_list()))
         self._rejected.clear()
+        self._appearance_candidates.clear()
+        self._appearance_unmatched = 0
         self._window.clear()
         self._decided.clear()
         self._appearance_frames = 0
@@ -252,6 +282,14 @@ class Policy:
         self._appearance_best = None
         self._last_face_t = None
         return out
+
+
+def _candidates(window: list[_Entry]) -> tuple[dict, ...]:
+    top = TopCandidates()
+    for e in window:
+        for pid, name, value in (e.best, e.second):
+            top.add(pid, name, value)
+    return top.as_list()
 
 
 def _mean_direction(embeddings) -> np.ndarray | None:

@@ -213,18 +213,13 @@ class Bundle:
         if not meta.models:
             raise ModelError(f"{meta_path}: lists no model files")
         bundle = cls(path, meta)
-        for key, mf in meta.models.items():
-            f = path / mf.file
-            if not f.is_file():
-                raise ModelError(f"{meta_path}: model {key} file {mf.file} is missing")
+        entries = [(f"model {key} file", key, mf, bundle.verify_file) for key, mf in meta.models.items()] + \
+                  [(f"file {key}", key, aux, bundle.verify_aux) for key, aux in meta.files.items()]
+        for what, key, entry, check in entries:
+            if not (path / entry.file).is_file():
+                raise ModelError(f"{meta_path}: {what} {entry.file} is missing")
             if verify:
-                bundle.verify_file(key)
-        for key, aux in meta.files.items():
-            f = path / aux.file
-            if not f.is_file():
-                raise ModelError(f"{meta_path}: file {key} ({aux.file}) is missing")
-            if verify:
-                bundle.verify_aux(key)
+                check(key)
         return bundle
 
     @classmethod
@@ -258,11 +253,7 @@ class Bundle:
         return self.meta.thresholds.get(key)
 
     def verify_file(self, key: str) -> None:
-        mf = self.model(key)
-        f = self.root / mf.file
-        problem = file_mismatch(f, mf.size, mf.sha256)
-        if problem:
-            raise ChecksumError(f"{f} {problem}: it is not the file edgeface.json describes")
+        _verify_entry(self.root, self.model(key))
 
     def aux_path(self, key: str) -> Path:
         try:
@@ -271,11 +262,7 @@ class Bundle:
             raise ModelError(f"bundle {self.root} has no file {key!r}") from None
 
     def verify_aux(self, key: str) -> None:
-        aux = self.meta.files[key]
-        f = self.root / aux.file
-        problem = file_mismatch(f, aux.size, aux.sha256)
-        if problem:
-            raise ChecksumError(f"{f} {problem}: it is not the file edgeface.json describes")
+        _verify_entry(self.root, self.meta.files[key])
 
     # -- writing -------------------------------------------------------------------------------------
     def save(self) -> Path:
@@ -333,6 +320,13 @@ def check_threshold(value, what: str = "threshold", bounds: tuple[float, float] 
 def describe_model_file(root: Path, file: str, fmt: str, precision: str) -> ModelFile:
     p = Path(root) / file
     return ModelFile(file=file, format=fmt, precision=precision, sha256=sha256_file(p), size=p.stat().st_size)
+
+
+def _verify_entry(root: Path, entry) -> None:
+    f = root / entry.file
+    problem = file_mismatch(f, entry.size, entry.sha256)
+    if problem:
+        raise ChecksumError(f"{f} {problem}: it is not the file edgeface.json describes")
 
 
 def describe_aux_file(root: Path, file: str, what: str = "") -> AuxFile:

@@ -27,14 +27,20 @@ def file_mismatch(path: str | Path, size: int, sha256: str) -> str | None:
     return None
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, mode: int = 0o600) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes, mode: int = 0o600, group_bits: int = 0) -> None:
     """Write ``data`` to ``path`` so that a reader sees either the old file or the whole new one:
-    a temp file in the same directory, fsync, ``os.replace``, then fsync of the directory."""
+    a temp file in the same directory, fsync, ``os.replace``, then fsync of the directory.
+
+    ``group_bits`` (e.g. 0o060) keeps a shared file shared: the new file gets the old one's group and those
+    of its group bits, or, when new, the shared directory's group (:func:`edgeface.shared_files.shared_mode`)."""
+    from .shared_files import apply_shared, shared_mode
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode, gid = shared_mode(path, mode, group_bits) if group_bits else (mode, None)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, mode)
+        apply_shared(fd, mode, gid, path)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

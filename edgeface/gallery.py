@@ -374,12 +374,13 @@ class Gallery:
         return cls.from_bytes(data, str(path), expected_fingerprint)
 
     def save(self, path: str | Path) -> Path:
-        """Write atomically (temp file in the same directory, fsync, ``os.replace``) with mode 0600; the version
+        """Write atomically (temp file in the same directory, fsync, ``os.replace``) with mode 0600, keeping a
+        shared gallery's group and group bits (0660 group edgeface stays so; never world bits); the version
         counter goes up by one."""
         path = Path(path)
         self.version += 1
         try:
-            atomic_write_bytes(path, self.to_bytes(), mode=0o600)
+            atomic_write_bytes(path, self.to_bytes(), mode=0o600, group_bits=0o060)
         except BaseException:
             self.version -= 1
             raise

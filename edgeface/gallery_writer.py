@@ -7,8 +7,9 @@ Every writer (``enroll``, ``people remove/rename``, the admin page, the fleet) g
         gallery.remove("P21")          # mutate the Gallery as read *under the lock*
     # written atomically (temp file, fsync, rename, mode 0600), version + 1, then the lock is released
 
-* The lock is an exclusive ``fcntl.flock`` on ``<gallery>.lock`` next to the gallery (mode 0600; the holder
-  writes its pid into it). A second writer waits up to ``timeout`` seconds (default
+* The lock is an exclusive ``fcntl.flock`` on ``<gallery>.lock`` next to the gallery (mode 0600, or the
+  gallery's group and group bits when the gallery is shared with a group; the holder writes its pid into it,
+  a writer that may only read the lock file still locks it). A second writer waits up to ``timeout`` seconds (default
   :data:`DEFAULT_TIMEOUT_S`, or ``$EDGEFACE_GALLERY_LOCK_TIMEOUT``) and then fails with
   :class:`GalleryLockTimeoutError` naming the holder's pid. The lock is released by the kernel when the
   holder dies, so a killed writer never leaves the gallery locked.
@@ -148,11 +149,7 @@ class GalleryWriter:
             return Gallery.new(*self.create)
 
     def _lock(self) -> None:
-        try:
-            fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise GalleryReadOnlyError(f"{self.path}: cannot create the lock file {self.lock_file} "
-                                       f"({exc.strerror}); nothing was changed") from None
+        fd = self._open_lock()
         t0 = time.monotonic()
         while True:
             try:
@@ -171,9 +168,36 @@ class GalleryWriter:
                     f"changed. Wait for it to finish (or end it) and try again; lock file {self.lock_file}")
             time.sleep(_POLL_S)
         self.waited_s = time.monotonic() - t0
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:  # opened read-only (another group member's lock file): locked all the same, no pid
+            pass
         self._fd = fd
+
+    def _open_lock(self) -> int:
+        """The lock file, created with the gallery's sharing (group, group bits) so every writer of a shared
+        gallery can take it; an existing one another member created is opened read-only if need be (flock
+        needs no write access)."""
+        from .shared_files import apply_shared, shared_mode
+
+        try:
+            try:
+                fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                try:
+                    return os.open(self.lock_file, os.O_RDWR)
+                except PermissionError:
+                    return os.open(self.lock_file, os.O_RDONLY)
+        except OSError as exc:
+            raise GalleryReadOnlyError(f"{self.path}: cannot create the lock file {self.lock_file} "
+                                       f"({exc.strerror}); nothing was changed") from None
+        try:
+            apply_shared(fd, *shared_mode(self.path, 0o600, 0o060), self.lock_file)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def _unlock(self) -> None:
         if self._fd is None:

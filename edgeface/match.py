@@ -37,6 +37,7 @@ class Match:
     margin: float
     second_person_id: str | None = None
     second_score: float | None = None
+    second_name: str | None = None
 
     def to_json(self) -> dict:
         return {"person_id": self.person_id, "name": self.name, "score": round(self.score, 6),
@@ -148,7 +149,7 @@ class Matcher:
         best, best_score, second, second_score = (self._top2_fast if self._fast is not None else self._top2_exact)(q)
         if second is None:
             return [Match(self.ids[0], self.names[0], float(v), SOLE_PERSON_MARGIN) for v in best_score]
-        return [Match(self.ids[b], self.names[b], float(v), float(v - w), self.ids[c], float(w))
+        return [Match(self.ids[b], self.names[b], float(v), float(v - w), self.ids[c], float(w), self.names[c])
                 for b, v, c, w in zip(best.tolist(), best_score.tolist(), second.tolist(), second_score.tolist())]
 
     def match(self, embedding: np.ndarray) -> Match | None:

@@ -36,17 +36,29 @@ def value_range(spec) -> tuple[float, float]:
     return lo, hi
 
 
+def augment_flips(gen: torch.Generator, n: int, cfg: AugmentConfig = AugmentConfig(),
+                  rows: tuple[int, int] | None = None) -> torch.Tensor:
+    """The flip decisions :func:`augment` takes for a batch of ``n`` from a generator in the same state (its first
+    draw): distillation pulls a flipped student view toward the teacher's embedding of the mirrored chip."""
+    start, total = rows if rows is not None else (0, n)
+    return torch.rand(total, generator=gen)[start:start + n] < cfg.flip
+
+
 def augment(x: torch.Tensor, gen: torch.Generator, cfg: AugmentConfig = AugmentConfig(),
-            value_range: tuple[float, float] = (LO, HI)) -> torch.Tensor:
-    """Augment a preprocessed batch; ``value_range`` is the pixel range of its preprocessing (:func:`value_range`)."""
+            value_range: tuple[float, float] = (LO, HI), rows: tuple[int, int] | None = None) -> torch.Tensor:
+    """Augment a preprocessed batch; ``value_range`` is the pixel range of its preprocessing (:func:`value_range`).
+
+    ``rows`` = (start, total): ``x`` is rows start.. of a batch of ``total``; the random draws are those of the whole
+    batch, so a rank of a distributed run augments its part exactly as one process augments the global batch."""
     lo, hi = value_range
     n = x.shape[0]
+    start, total = rows if rows is not None else (0, n)
     dev, dt = x.device, x.dtype
 
     def u(lo: float, hi: float) -> torch.Tensor:
-        return (torch.rand(n, generator=gen) * (hi - lo) + lo).to(device=dev, dtype=dt)
+        return (torch.rand(total, generator=gen)[start:start + n] * (hi - lo) + lo).to(device=dev, dtype=dt)
 
-    flip = (torch.rand(n, generator=gen) < cfg.flip).to(dev)
+    flip = augment_flips(gen, n, cfg, rows).to(dev)
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
 
     x = x + u(-cfg.brightness, cfg.brightness)[:, None, None, None] * (hi - lo)

@@ -8,6 +8,10 @@ Run directory::
     best.pt           the weights with the best validation TAR@FAR=1e-2 so far
     metrics.json      one record per epoch; metrics.csv the same as a table
     config.json       the options of the run
+    curves.png        training loss and validation TAR@1e-3 / EER (and teacher agreement) over steps
+
+Under ``torchrun`` (or ``--nproc N``) the same loop runs as DistributedDataParallel over the global PxK batch
+(:mod:`.distributed`); with ``teacher`` it distils a teacher's embeddings into the student (:mod:`.distill`).
 """
 
 from __future__ import annotations
@@ -30,9 +34,12 @@ from edgeface.preprocess import l2_normalize
 
 from .augment import AugmentConfig, augment, value_range
 from .checkpoint import read_checkpoint, save_checkpoint
+from .curves import CURVES, plot_history
 from .data import TrainData, make_split, open_cache, to_tensor
+from .distributed import check_batch, gather_with_grad, local_rows, setup, unscale_loss_grads, wrap
 from .losses import build_loss
 from .model import build_model, full_config
+from .precision import autocast, check_amp, grad_scaler
 from .sampler import PKSampler
 
 log = logging.getLogger(__name__)
@@ -69,6 +76,17 @@ class TrainConfig:
     val_every: int | None = None
     #: the FAR whose validation TAR picks best.pt (default: 1e-3 when fine-tuning, else 1e-2)
     select_far: str | None = None
+    #: stop when this many validations in a row did not improve the best one (None: never)
+    patience: int | None = None
+    #: automatic mixed precision: off, bf16 (CPU or CUDA), fp16 (CUDA)
+    amp: str = "off"
+    #: distil this teacher (a bundle directory or ``dlib-resnet-v1``) into the student
+    teacher: str | None = None
+    #: teacher embeddings: ``cached`` once per chip and mirrored chip, or ``online`` per augmented view
+    teacher_targets: str = "cached"
+    distill_loss: str = "cosine"
+    #: weight of the triplet/pair term when distilling (0: identities are not used)
+    metric_weight: float = 0.0
 
     @property
     def selection_far(self) -> str:
@@ -104,10 +122,18 @@ def _memory_format(model: torch.nn.Module) -> torch.memory_format:
         and not w.is_contiguous() else torch.contiguous_format
 
 
-def validate(model, data: TrainData, device, spec: InputSpec = DEFAULT_INPUT) -> dict:
+def validate(model, data: TrainData, device, spec: InputSpec = DEFAULT_INPUT, distiller=None) -> dict:
+    """Validation TAR@FAR and EER on the held-out identities (none when they have no genuine pair, e.g. an
+    unlabelled folder), and with a teacher the mean cosine to its embeddings."""
     emb = embed(model, data.val_x, device, spec=spec)
-    res, _, _ = verification(emb, data.val_y)
-    return {"val_tar_at_far": res.tar_at_far, "val_eer": res.eer}
+    out = {"val_tar_at_far": {}, "val_eer": None}
+    _, counts = np.unique(data.val_y, return_counts=True)
+    if np.any(counts > 1):
+        res, _, _ = verification(emb, data.val_y)
+        out = {"val_tar_at_far": res.tar_at_far, "val_eer": res.eer}
+    if distiller is not None:
+        out["val_teacher_cos"] = distiller.agreement(emb)
+    return out
 
 
 class _Schedule:
@@ -159,7 +185,15 @@ def train(data, run_dir: str | Path, cfg: TrainConfig, resume: bool = False, det
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, int(cfg.threads)))
-    device = resolve_device(cfg.device)
+    env = setup(cfg.device)
+    try:
+        return _train(data, run_dir, cfg, resume, detector_model, env)
+    finally:
+        env.close()
+
+
+def _train(data, run_dir: Path, cfg: TrainConfig, resume: bool, detector_model, env) -> dict:
+    device, main = env.device, env.is_main
     ckpt_path = run_dir / "checkpoint.pt"
     state = read_checkpoint(ckpt_path) if resume and ckpt_path.is_file() else None
     if resume and state is None:
@@ -168,15 +202,24 @@ def train(data, run_dir: str | Path, cfg: TrainConfig, resume: bool = False, det
         saved = state["info"]["train_config"]
         budget = {k: getattr(cfg, k) for k in ("epochs", "time_budget_min", "max_steps", "progress", "threads", "device")}
         cfg = TrainConfig(**{**saved, **budget})
+    check_batch(cfg.p, env.world_size)
+    check_amp(cfg.amp, device)
+    if cfg.teacher and cfg.init:
+        raise EdgefaceError("--teacher trains a student from scratch; it does not combine with --init")
 
     torch.manual_seed(cfg.seed)
-    start = _start(cfg, run_dir)
-    spec = start.spec
-    cache = open_cache(data, run_dir, detector_model, progress=cfg.progress, aligner=start.aligner)
-    td = make_split(cache, run_dir, cfg.val_fraction, cfg.seed)
+    with env.main_first():  # rank 0 prepares caches, the split and the teacher's targets; the others read them
+        start = _start(cfg, run_dir)
+        spec = start.spec
+        cache = open_cache(data, run_dir, detector_model, progress=cfg.progress and main, aligner=start.aligner)
+        td = make_split(cache, run_dir, cfg.val_fraction, cfg.seed)
+        distiller = _distiller(cfg, run_dir, cache, td, detector_model, device, main) if cfg.teacher else None
     if state is not None and state["info"].get("manifest_sha256") != td.manifest_sha256:
         raise EdgefaceError(f"--resume: {data} is not the data the checkpoint was trained on (manifest hash differs)")
     model_cfg = full_config(start.model_config or cfg.model)
+    if distiller is not None and model_cfg["embedding_size"] != distiller.teacher.embedding_size:
+        raise EdgefaceError(f"--teacher gives {distiller.teacher.embedding_size}-d embeddings; the student must "
+                            f"have the same (--embedding-size {distiller.teacher.embedding_size})")
     model = (start.model if start.model is not None else build_model(model_cfg)).to(device)
     teacher = None
     if cfg.distill > 0:
@@ -187,11 +230,15 @@ def train(data, run_dir: str | Path, cfg: TrainConfig, resume: bool = False, det
         teacher = copy.deepcopy(model).eval().requires_grad_(False)
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
+    net = wrap(model, env)  # DDP with global-batch BatchNorm when distributed; `model` stays the plain module
     loss_fn = build_loss(cfg.loss, cfg.margin, cfg.mining, model_cfg["embedding_size"], cfg.pair_form).to(device)
+    metric_w = cfg.metric_weight if cfg.teacher else 1.0
     opt = _optimizer(cfg, list(model.parameters()) + list(loss_fn.parameters()))
+    scaler = grad_scaler(cfg.amp, device)
     sampler = PKSampler(td.train_y, cfg.p, cfg.k, seed=cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
+    if main:
+        (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
 
     step, epoch, elapsed0, history = 0, 0, 0.0, []
     best, best_step = -1.0, None
@@ -207,7 +254,9 @@ def train(data, run_dir: str | Path, cfg: TrainConfig, resume: bool = False, det
         step, epoch, elapsed0 = info["step"], info["epoch"], info["elapsed_s"]
         history, best = info["history"], info.get("best_val_tar", -1.0)
         best_step = info.get("best_step")
-        log.info("resumed %s at epoch %d, step %d", ckpt_path, epoch, step)
+        if main:
+            log.info("resumed %s at epoch %d, step %d (written at world size %s, now %d)", ckpt_path, epoch, step,
+                     info.get("world_size", 1), env.world_size)
 
     steps_per_epoch = sampler.batches_per_epoch
     total = min(x for x in (cfg.max_steps, cfg.epochs * steps_per_epoch if cfg.epochs else None) if x) \
@@ -217,88 +266,160 @@ def train(data, run_dir: str | Path, cfg: TrainConfig, resume: bool = False, det
     aug_cfg = AugmentConfig()
     vrange = value_range(spec)
     t0 = time.monotonic() - elapsed0
+    stopped_early = False
+    validated_at = history[-1]["step"] if history else None
 
-    def done() -> bool:
-        return (total is not None and step >= total) or (budget_s is not None and time.monotonic() - t0 >= budget_s)
+    def clock() -> tuple[bool, float]:
+        """(stop now, elapsed seconds), rank 0's, so every rank takes the same decision and learning rate."""
+        elapsed = time.monotonic() - t0
+        stop = stopped_early or (total is not None and step >= total) or (budget_s is not None and elapsed >= budget_s)
+        stop, elapsed = env.from_main([float(stop), elapsed])
+        return stop > 0.5, elapsed
 
     def checkpoint(path: Path, metrics: dict) -> None:
+        info = start.checkpoint_info(cache, step, len(td.train_ids))
+        if distiller is not None:
+            info.update(distiller.teacher.checkpoint_info(cache, step))
         save_checkpoint(path, model, model_cfg, manifest_sha256=td.manifest_sha256, metrics=metrics, epoch=epoch,
                         step=step, elapsed_s=time.monotonic() - t0, train_config=asdict(cfg),
                         optimizer=opt.state_dict(), loss_state=loss_fn.state_dict(),
                         sampler_state=sampler.state(), augment_rng=gen.get_state(), torch_rng=torch.get_rng_state(),
                         history=history, best_val_tar=best, best_step=best_step,
-                        split={"train": td.train_ids, "val": td.val_ids},
-                        **start.checkpoint_info(cache, step, len(td.train_ids)))
+                        split={"train": td.train_ids, "val": td.val_ids}, world_size=env.world_size,
+                        global_batch={"p": sampler.p, "k": sampler.k, "size": sampler.p * sampler.k,
+                                      "per_rank": sampler.p * sampler.k // env.world_size}, **info)
 
-    def validate_now(losses: list[float], lr: float | None) -> dict:
-        nonlocal best, best_step
+    def validate_now(losses: list[float], lr: float | None) -> dict | None:
+        """Rank 0 validates and writes; the others go on to the next step's collective and wait there."""
+        nonlocal best, best_step, validated_at, stopped_early
+        validated_at = step
+        if not main:
+            return None
         metrics = {"epoch": epoch, "step": step, "elapsed_s": round(time.monotonic() - t0, 1),
                    "train_loss": float(np.mean(losses)) if losses else None, "lr": lr}
-        metrics.update(validate(model, td, device, spec))
+        metrics.update(validate(model, td, device, spec, distiller))
         history.append(metrics)
         _write_metrics(run_dir, history)
-        tar = metrics["val_tar_at_far"].get(sel) or 0.0
-        if tar > best:
-            best, best_step = tar, step
+        plot_history(history, run_dir / CURVES)
+        value = _selection_value(metrics, sel)
+        if value > best:
+            best, best_step = value, step
             checkpoint(run_dir / "best.pt", metrics)
+        since_best = sum(1 for h in history if best_step is not None and h["step"] > best_step)
+        stopped_early = bool(cfg.patience) and since_best >= cfg.patience
         checkpoint(ckpt_path, metrics)
-        log.info("epoch %d step %d loss %s val TAR@%s %.3f EER %.3f", epoch, step, metrics["train_loss"], sel,
-                 tar, metrics["val_eer"])
+        tars = metrics.get("val_tar_at_far") or {}
+        log.info("epoch %d step %d loss %s val TAR@1e-3 %s EER %s (best.pt by %s: %.4f at step %s)%s", epoch, step,
+                 metrics["train_loss"], _fmt(tars.get("1e-3")), _fmt(metrics.get("val_eer")), _selection_name(metrics, sel),
+                 best, best_step, f"; early stop: {since_best} validations without improvement" if stopped_early else "")
         return metrics
 
     from tqdm import tqdm
 
-    bar = tqdm(total=total, initial=step, unit="step", disable=not cfg.progress, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=step, unit="step", disable=not (cfg.progress and main), dynamic_ncols=True)
     if state is None and start.model is not None:
         # the unmodified pretrained model is a candidate: a fine-tune that validates below it is never chosen
         validate_now([], None)
-    val_tar = history[-1]["val_tar_at_far"].get(sel) if history else None
-    model.train()
+    val_tar = (history[-1].get("val_tar_at_far") or {}).get(sel) if history else None
+    net.train()
     lr = None
-    while not done():
+    stop, elapsed = clock()
+    while not stop:
         epoch += 1
         losses = []
-        for idx in sampler.epoch():
-            if done():
+        for gidx in sampler.epoch():
+            stop, elapsed = clock()
+            if stop:
                 break
-            lr = sched.lr(step, time.monotonic() - t0)
+            idx = local_rows(gidx, env, sampler.k)
+            rows = (env.rank * len(idx), len(gidx)) if env.active else None
+            lr = sched.lr(step, elapsed)
             for g in opt.param_groups:
                 g["lr"] = lr
             x = to_tensor(td.train_x[idx], spec)
+            gen_state = gen.get_state() if cfg.augment else None
             if cfg.augment:
-                x = augment(x, gen, aug_cfg, vrange)
-            y = torch.from_numpy(td.train_y[idx])
+                x = augment(x, gen, aug_cfg, vrange, rows)
             x = x.to(device).contiguous(memory_format=fmt)
-            out = model(x)
-            loss = loss_fn(out, y.to(device))
+            with autocast(cfg.amp, device):
+                out = net(x)
+            out = out.float()
+            loss, local = None, None
+            if metric_w > 0:  # mined over the global batch; scaled so DDP's gradient average gives d(loss)/dw
+                y = torch.from_numpy(td.train_y[gidx]).to(device)
+                mined = metric_w * loss_fn(gather_with_grad(out, env), y)
+                loss = mined * env.world_size
             if teacher is not None:
-                with torch.no_grad():
-                    target = teacher(x)
-                loss = loss + cfg.distill * (1.0 - torch.nn.functional.cosine_similarity(out, target, dim=1)).mean()
-            if not torch.isfinite(loss):
-                raise EdgefaceError(f"training diverged at step {step} (loss {loss.item()}); lower --lr")
+                with torch.no_grad(), autocast(cfg.amp, device):
+                    target = teacher(x).float()
+                local = cfg.distill * (1.0 - torch.nn.functional.cosine_similarity(out, target, dim=1)).mean()
+            if distiller is not None:
+                term = distiller.term(out, distiller.step_targets(idx, gen_state, rows, aug_cfg))
+                local = term if local is None else local + term
+            if local is not None:
+                loss = local if loss is None else loss + local
+            value = (mined.item() if metric_w > 0 else 0.0) + (env.mean(local.item()) if local is not None else 0.0)
+            if not math.isfinite(value):
+                raise EdgefaceError(f"training diverged at step {step} (loss {value}); lower --lr")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            unscale_loss_grads(loss_fn, env)
+            scaler.step(opt)
+            scaler.update()
             step += 1
-            losses.append(loss.item())
+            losses.append(value)
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses[-20:]):.4f}", lr=f"{lr:.2e}",
                             val_tar=f"{val_tar:.3f}" if val_tar is not None else "-")
-            if cfg.val_every and step % cfg.val_every == 0 and not done():
-                val_tar = validate_now(losses, lr)["val_tar_at_far"].get(sel) or 0.0
-                model.train()
-        if history and history[-1]["step"] == step:
+            if cfg.val_every and step % cfg.val_every == 0 and not clock()[0]:
+                metrics = validate_now(losses, lr)
+                val_tar = (metrics["val_tar_at_far"].get(sel) or 0.0) if metrics else None
+                net.train()
+        if validated_at == step:
+            stop, elapsed = clock()
             continue
         metrics = validate_now(losses, lr if losses else None)
-        val_tar = metrics["val_tar_at_far"].get(sel) or 0.0
-        model.train()
-        bar.set_postfix(epoch=epoch, loss=f"{metrics['train_loss'] or 0:.4f}", val_tar=f"{val_tar:.3f}")
+        net.train()
+        if metrics:
+            val_tar = metrics["val_tar_at_far"].get(sel) or 0.0
+            bar.set_postfix(epoch=epoch, loss=f"{metrics['train_loss'] or 0:.4f}", val_tar=f"{val_tar:.3f}")
+        stop, elapsed = clock()
     bar.close()
+    if not main:
+        return {"step": step, "epoch": epoch, "rank": env.rank}
     last = dict(history[-1]) if history else {}
     last["best"] = {"step": best_step, f"val_tar@{sel}": best, "far": sel,
+                    "by": _selection_name(history[-1], sel) if history else None,
                     "start_was_best": start.model is not None and best_step == 0}
+    last["early_stop"] = stopped_early
+    last["world_size"] = env.world_size
     return last
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _selection_name(metrics: dict, sel: str) -> str:
+    return f"val TAR@{sel}" if metrics.get("val_tar_at_far") else "val cosine to the teacher"
+
+
+def _selection_value(metrics: dict, sel: str) -> float:
+    """What best.pt is chosen by: validation TAR at ``sel``; for unlabelled distillation (no genuine pairs among
+    the held-out photos) the student's agreement with the teacher."""
+    if metrics.get("val_tar_at_far"):
+        return metrics["val_tar_at_far"].get(sel) or 0.0
+    return metrics.get("val_teacher_cos") or 0.0
+
+
+def _distiller(cfg: TrainConfig, run_dir: Path, cache, td, detector_model, device, main: bool):
+    from .distill import Distiller, open_teacher, restrict, teacher_rows
+
+    teacher = open_teacher(cfg.teacher, run_dir, threads=cfg.threads, device=device)
+    tcache, rows = teacher_rows(cache, run_dir, teacher, detector_model, progress=cfg.progress and main)
+    train_rows, val_rows = restrict(td, cache, rows)
+    return Distiller(teacher, tcache, train_rows, val_rows, cfg.teacher_targets, cfg.distill_loss, run_dir, device,
+                     progress=cfg.progress and main)
 
 
 @dataclass

@@ -135,8 +135,7 @@ def status_facts(s) -> dict:
 
         bundle = Bundle.load(s.cfg.model.bundle)
         key = s.cfg.model.key or bundle.default_key()
-        choice = choose_threshold(bundle, key, s.cfg.policy.threshold,
-                                  accept_lower=s.cfg.policy.accept_lower_threshold)
+        choice = choose_threshold(bundle, key, s.cfg.policy.threshold, refuse_lower=False)
         kind = "cosine" if bundle.meta.score_bounds == (-1.0, 1.0) else "logistic scorer"
         facts["model"] = f"{key} ({bundle.fingerprint(key)[:12]}) from {s.cfg.model.bundle}"
         facts["threshold"] = f"{kind} {choice.value:.4f} ({choice.source})"

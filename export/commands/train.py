@@ -44,24 +44,54 @@ def add_arguments(parser) -> None:
                         help="the FAR whose validation TAR picks best.pt (default 1e-3 with --init, else 1e-2)")
     parser.add_argument("--detector-model", default=None, help="YuNet file, when --data is a photo folder")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--patience", type=int, default=None, metavar="N",
+                        help="early stop: end the run after N validations in a row without a better best.pt")
+    parser.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off",
+                        help="automatic mixed precision (bf16 on CPU or CUDA, fp16 on CUDA)")
+    parser.add_argument("--nproc", type=int, default=None, metavar="N",
+                        help="run N processes on this machine under torchrun (DistributedDataParallel: gloo on "
+                             "CPU, NCCL on CUDA); --p is the global batch's identity count, split over them")
+    parser.add_argument("--arch", choices=("mobilefacenet",), default="mobilefacenet", help="the student's network")
+    parser.add_argument("--teacher", default=None, metavar="BUNDLE|dlib-resnet-v1",
+                        help="distil this teacher's embeddings into the student (each model on its own alignment)")
+    parser.add_argument("--teacher-targets", choices=("cached", "online"), default="cached",
+                        help="teacher embeddings once per chip and mirrored chip (cached), or per augmented view")
+    parser.add_argument("--distill-loss", choices=("cosine", "l2"), default="cosine",
+                        help="with --teacher: 1 - cos(student, teacher), or squared L2 of the raw embeddings")
+    parser.add_argument("--metric-weight", type=float, default=0.0, metavar="W",
+                        help="with --teacher: add W * the --loss term (needs identities; 0: unlabelled photos work)")
 
 
 def run(args) -> int:
-    from edgeface.export.train import TrainConfig, train
+    from edgeface.errors import EdgefaceError
 
     if args.epochs is None and args.time_budget is None and args.max_steps is None:
-        from edgeface.errors import EdgefaceError
-
         raise EdgefaceError("give a budget: --epochs N or --time-budget MIN")
+    from edgeface.export.launch import in_torchrun, launch, worker_argv
+
+    if args.nproc is not None and not in_torchrun():
+        if args.nproc < 1:
+            raise EdgefaceError("--nproc needs at least 1 process")
+        rc = launch(args.nproc, worker_argv(add_arguments, args), verbose=getattr(args, "verbose", False))
+        if rc:
+            raise EdgefaceError(f"torchrun with {args.nproc} processes failed (exit status {rc}); see above")
+        return 0
+    from edgeface.export.train import TrainConfig, train
+
     cfg = TrainConfig(loss=args.loss, mining=args.mining, margin=args.margin, pair_form=args.pair_form,
-                      model={"width": args.width, "embedding_size": args.embedding_size,
+                      model={"arch": args.arch, "width": args.width, "embedding_size": args.embedding_size,
                              "activation": args.activation},
                       optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, p=args.p, k=args.k,
                       epochs=args.epochs, time_budget_min=args.time_budget, max_steps=args.max_steps,
                       val_fraction=args.val_fraction, seed=args.seed, device=args.device, threads=args.threads,
                       augment=not args.no_augment, progress=not args.no_progress, init=args.init,
-                      distill=args.distill, val_every=args.val_every, select_far=args.select_far)
+                      distill=args.distill, val_every=args.val_every, select_far=args.select_far,
+                      patience=args.patience, amp=args.amp, teacher=args.teacher,
+                      teacher_targets=args.teacher_targets, distill_loss=args.distill_loss,
+                      metric_weight=args.metric_weight)
     last = train(args.data, args.out, cfg, resume=args.resume, detector_model=args.detector_model)
+    if last.get("rank", 0) != 0:
+        return 0
     tar = last.get("val_tar_at_far", {})
     print(f"{args.out}: epoch {last.get('epoch')} step {last.get('step')} val TAR@1e-2 {tar.get('1e-2')} "
           f"TAR@1e-3 {tar.get('1e-3')} EER {last.get('val_eer')}")
@@ -72,5 +102,7 @@ def run(args) -> int:
               f"identities): fine-tuning did not improve it, so {args.out}/best.pt holds the unmodified weights; "
               f"`edgeface export --pretrained {args.init}` gives the same model")
     elif best.get("step") is not None:
-        print(f"best.pt: step {best['step']}, validation TAR@{far} {best.get(f'val_tar@{far}'):.4f}")
+        print(f"best.pt: step {best['step']}, {best.get('by') or f'val TAR@{far}'} {best.get(f'val_tar@{far}'):.4f}")
+    if last.get("early_stop"):
+        print(f"early stop: {args.patience or 'the set number of'} validations in a row without improvement")
     return 0
