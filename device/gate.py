@@ -39,6 +39,7 @@ from .camera import EndOfStream
 from .events import Event
 from .pipeline import FrameResult, Pipeline, Runtime
 from .policy import Decision, Policy
+from .run_summary import RunSummary
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,9 @@ class Gate:
         self.events: deque[Event] = deque(maxlen=1000)  # the most recent events, for tests and STATUS
         self.stats = {"frames": 0, "processed": 0, "stale": 0, "skipped": 0, "errors": 0, "unlocks": 0}
         self.latencies_ms: deque[float] = deque(maxlen=1000)
+        #: the run summary (frames, latency, stage medians, decisions): at the end, and every summary_every_min
+        self.summary = RunSummary()
+        self._last_summary = clock()
         self.ready = False
         self._stop = threading.Event()
         self._stop_reason = ""
@@ -255,6 +259,7 @@ class Gate:
             self.stats["skipped"] += 1
             return
         self._last_processed = frame.t
+        t_frame = time.perf_counter()
         try:
             result = self.runtime.pipeline.process(frame.image)
         except Exception as exc:
@@ -273,6 +278,7 @@ class Gate:
                                         second=m and (m.second_person_id, m.second_name, m.second_score))
         if self.access is not None:
             decisions = self.access.decide(frame.t, result, decisions, self.runtime, self.policy.locked_out)
+        self.summary.frame(result, (time.perf_counter() - t_frame) * 1000.0)  # frame -> decision
         for d in decisions:
             self._act(d, result, frame.t)
 
@@ -369,6 +375,11 @@ class Gate:
         if now - self._last_status >= STATUS_EVERY_S:
             self.notifier.status(self._status_text())
             self._last_status = now
+        every_s = 60.0 * getattr(getattr(self.runtime.config, "audit", None), "summary_every_min", 0.0)
+        if not self.simulated and every_s and now - self._last_summary >= every_s:
+            self.summary.report(self.json_out, self.log_out)  # this interval's figures, then the next interval
+            self.summary.reset()
+            self._last_summary = now
 
     def fps(self) -> float:
         if len(self._rate) < 2 or self._rate[-1] <= self._rate[0]:
@@ -396,6 +407,7 @@ class Gate:
     def _emit(self, kind: str, t: float, crop=None, **fields) -> Event:
         event = Event(kind, t, **fields)
         self.events.append(event)
+        self.summary.event(kind)
         self._last_event = event if kind not in ("started",) else self._last_event
         if self.log_out is not None:
             try:
@@ -424,6 +436,7 @@ class Gate:
             self._emit(d.kind, self._t(d.t), person_id=d.person_id, person=d.person, score=d.score, detail=d.detail,
                        candidates=d.candidates)
         self._emit("stopping", self._t(), detail=self._stop_reason or "exiting")
+        self.summary.report(self.json_out, self.log_out or sys.stderr)  # the last line of the run
         for closer in (self.camera.close, self.relay.close, self.audit.close, getattr(self.access, "close", None)):
             if closer is None:
                 continue

@@ -45,6 +45,8 @@ class FrameResult:
     crop: np.ndarray | None
     latency_ms: float
     embedding: np.ndarray | None = None
+    #: milliseconds per stage of this frame (detect, landmarks, align, embed, match; the ones that ran)
+    stages: dict | None = None
 
 
 class Pipeline:
@@ -66,29 +68,61 @@ class Pipeline:
 
     def process(self, image: np.ndarray) -> FrameResult:
         t0 = time.perf_counter()
+        clock = _Stages(t0)
         dets = self.detector.detect(image)
+        clock.lap("detect")
         face = largest_face(dets, self.quality.min_face_px)
         if face is None:
             reasons = ("no face",) if len(dets) == 0 else ("face too small",)
-            return FrameResult(len(dets), None, False, None, reasons, None, _ms(t0))
+            return FrameResult(len(dets), None, False, None, reasons, None, _ms(t0), stages=clock.ms)
         try:
-            crop = self.aligner.crop(image, face)
+            points = self.aligner.points(image, face)
+            clock.lap("landmarks")
+            crop = self.aligner.chip(image, points)
         except AlignmentError as exc:
-            return FrameResult(len(dets), face, False, None, (str(exc),), None, _ms(t0))
+            return FrameResult(len(dets), face, False, None, (str(exc),), None, _ms(t0), stages=clock.ms)
         report = assess(image, face, crop, self.quality, dets)
+        clock.lap("align")  # the crop and its quality gate
         if not report.ok:
-            return FrameResult(len(dets), face, False, None, tuple(report.codes), crop, _ms(t0))
+            return FrameResult(len(dets), face, False, None, tuple(report.codes), crop, _ms(t0), stages=clock.ms)
         emb = self.embedder.embed(crop[None], mirror=self.mirror)[0]
+        clock.lap("embed")
         match = self.matcher.match(emb)
-        return FrameResult(len(dets), face, True, match, (), crop, _ms(t0), emb)
+        clock.lap("match")
+        return FrameResult(len(dets), face, True, match, (), crop, _ms(t0), emb, stages=clock.ms)
 
     def warm_up(self, image: np.ndarray | None = None) -> float:
-        """One full inference (detector on a frame, embedder on a crop) so the first real face is not slowed by
-        lazy initialisation; READY=1 is sent only after this ran. Returns its latency in ms."""
+        """One full inference (detector on a frame, the landmark stage and crop on a face-sized box, embedder on
+        a crop) so the first real face is not slowed by lazy initialisation; READY=1 is sent only after this ran.
+        Returns its latency in ms."""
         t0 = time.perf_counter()
-        self.detector.detect(image if image is not None else np.zeros((480, 640, 3), np.uint8))
+        frame = image if image is not None else np.zeros((480, 640, 3), np.uint8)
+        self.detector.detect(frame)
+        h, w = frame.shape[:2]
+        side = max(8.0, min(h, w) / 3.0)
+        box = np.array([(w - side) / 2, (h - side) / 2, side, side], np.float32)
+        marks = box[:2] + side * np.array([[.3, .4], [.7, .4], [.5, .6], [.35, .8], [.65, .8]], np.float32)
+        try:
+            self.aligner.crop(frame, Face(box, marks, 1.0))
+        except AlignmentError:
+            pass
         self.embedder.warm_up()
         return _ms(t0)
+
+
+class _Stages:
+    """Lap times of one frame's stages, in ms."""
+
+    __slots__ = ("t", "ms")
+
+    def __init__(self, t0: float) -> None:
+        self.t = t0
+        self.ms: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.ms[name] = (now - self.t) * 1000.0
+        self.t = now
 
 
 def _ms(t0: float) -> float:
@@ -125,6 +159,7 @@ def load_runtime(cfg: GateConfig, *, detector=None, threshold: float | None = No
 
     from .preflight import preflight
 
+    limit_threads(cfg.model.threads)  # OpenCV too, also on a reload that changed model.threads
     checked = preflight(cfg, threshold=threshold, check_relay=False, simulated=simulated)
     for warning in checked.warnings:
         log.warning("%s", warning)
@@ -134,7 +169,8 @@ def load_runtime(cfg: GateConfig, *, detector=None, threshold: float | None = No
     embedder = open_embedder(bundle, model=key, threads=cfg.model.threads, providers=cfg.model.providers)
     if detector is None:
         det = cfg.detector
-        options = {"score_threshold": det.score_threshold} if det.kind == "yunet" else {}
+        options = {"score_threshold": det.score_threshold, "detect_width": det.detect_width,
+                   "min_face_px": cfg.quality.min_face_px} if det.kind == "yunet" else {}
         detector = create_detector(det.kind, det.model_path, **options)
     from .access.rules import load_access
 

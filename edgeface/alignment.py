@@ -62,7 +62,14 @@ class Aligner:
             raise AlignmentError("empty image")
         if self.spec.template == "arcface":
             return align_face(image, face.landmarks, self.size)
-        points = self.points(image, face)
+        return self.chip(image, self.points(image, face))
+
+    def chip(self, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """The crop for five points from :meth:`points` (the second half of :meth:`crop`, timed apart at the door)."""
+        if image is None or image.size == 0:
+            raise AlignmentError("empty image")
+        if self.spec.template == "arcface":
+            return align_face(image, points, self.size)
         from .chip import extract_dlib_chip
 
         chip = extract_dlib_chip(image, points, size=self.size, padding=self.spec.padding)

@@ -39,6 +39,7 @@ class DetectorConfig(Section):
     kind: Literal["yunet", "haar"] = Field("yunet", description="yunet (accurate) or haar (zero-download fallback, lower accuracy)")
     model_path: Path | None = Field(None, description="YuNet ONNX file; default: the model registry cache")
     score_threshold: float = Field(0.7, gt=0, lt=1, description="minimum detector score")
+    detect_width: int | None = Field(None, ge=64, le=4096, description="YuNet runs on a copy of the frame downscaled to this width (boxes mapped back; landmarks and crop from the full frame); default: the narrowest width at which a face of quality.min_face_px is still 40 px (the measured floor), e.g. 448 for 640x480 and 60 px")
 
 
 class CameraConfig(Section):
@@ -95,6 +96,7 @@ class AuditConfig(Section):
     max_rows: int = Field(100_000, ge=100, description="keep at most this many events")
     save_faces: bool = Field(False, description="store the aligned face crop of each decision (privacy: off by default)")
     faces_dir: Path | None = Field(None, description="where saved face crops go (default: next to the database)")
+    summary_every_min: float = Field(10.0, ge=0, description="log a run summary (frames, latency p50/p95, stage medians, decisions, unlocks) this often; 0: only at exit")
 
 
 class AdminConfig(Section):

@@ -85,7 +85,7 @@ class QuantResult:
                 "probe": "crops of the calibration identities not used for calibration",
                 "rule": f"highest mean cosine to fp32 on the probe; among recipes within {NEAR_EQUAL} of it, "
                         "the lowest single-thread latency (fastest of 40 runs timed round-robin with the others)",
-                "fp32_latency_ms": self.fp32_latency_ms,
+                "fp32_latency_ms": self.fp32_latency_ms, "latency_measured_with": measured_with(),
                 "candidates": [asdict(m) for m in self.measurements], "failed": self.failed}
 
 
@@ -170,6 +170,16 @@ def quantize_with(recipe: Recipe, pre: Path, out: Path, calib: np.ndarray, input
     except Exception as exc:  # onnxruntime raises plain exceptions from deep inside
         raise ModelError(f"onnxruntime quantization ({recipe.name}) failed: {exc}") from exc
     return out
+
+
+def measured_with(threads: int = 1) -> dict:
+    """Which runtime, threads and CPU the recipe latencies were measured on (recorded in the bundle)."""
+    import platform
+
+    import onnxruntime as ort
+
+    return {"runtime": f"onnxruntime {ort.__version__}", "provider": "CPUExecutionProvider", "threads": threads,
+            "machine": platform.machine(), "processor": platform.processor() or None}
 
 
 def session(path: Path, threads: int = 1):

@@ -31,7 +31,7 @@ def enroll(gallery_path: Path, bundle_dir: Path, detector, people: dict[str, Pat
     emb = open_embedder(bundle_dir, key, threads=1)
     gallery = Gallery(emb.fingerprint, emb.embedding_size, [])
     for name, photo in people.items():
-        crop, _ = aligned_crop(detector, read_image(photo))
+        crop, _ = aligned_crop(detector, read_image(photo), aligner=emb.aligner)
         assert crop is not None, f"no face in enrollment photo {photo}"
         gallery.add(name, emb.embed(crop[None]), person_id=name)
     gallery.save(gallery_path)

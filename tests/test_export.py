@@ -203,6 +203,8 @@ def test_int8_onnx_is_qdq_with_per_channel_weights_and_records_its_recipe(tiny_b
     assert notes["chosen"] in {r.name for r in opts.candidates}
     assert len(notes["candidates"]) == len(opts.candidates)
     assert all(0 < c["mean_cosine"] <= 1.0001 for c in notes["candidates"])
+    measured = notes["latency_measured_with"]  # which runtime and threads the latencies are from
+    assert measured["runtime"].startswith("onnxruntime ") and measured["threads"] == 1
     assert bundle.meta.notes["calibration"]["crops"] == 48
 
 

@@ -108,6 +108,8 @@ def test_enrolled_unlock_once_strangers_never_and_pulses_last_as_configured(scen
     gate = run_simulation(cfg, json_out=out, log_out=None)
     assert gate.exit_code == 0
     events = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert events[-1]["event"] == "summary"  # the run summary closes the output (tests/test_run_summary.py)
+    events = events[:-1]
     for e in events:
         assert {"event", "person", "score", "t"} <= set(e)
     assert events[0]["event"] == "started" and events[-1]["event"] == "stopping"
@@ -140,6 +142,7 @@ def test_cli_simulate_prints_json_lines_without_a_config(scene):
     # the whole gate path ran (model, detector, gallery, relay) without importing torch
     assert "HEAVY=\n" in proc.stderr, proc.stderr[-2000:]
     events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert events and events.pop()["event"] == "summary"
     assert events and all({"event", "person", "score", "t"} <= set(e) for e in events)
     started = events[0]
     assert started["event"] == "started" and "calibrated" in started["detail"]

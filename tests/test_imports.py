@@ -13,7 +13,8 @@ import edgeface.device.access.decide, edgeface.device.access.wiegand, edgeface.d
 import edgeface.device.access.reader_evdev, edgeface.device.access.reader_simulated, edgeface.device.access.feedback
 import edgeface.gallery_writer, edgeface.enroll_checks, edgeface.enroll_photos
 import edgeface.landmarks.shape5, edgeface.landmarks.box, edgeface.chip
-import edgeface.alignment, edgeface.scorer
+import edgeface.alignment, edgeface.scorer, edgeface.detect.scale, edgeface.detect.yunet
+import edgeface.device.pipeline, edgeface.device.gate, edgeface.device.run_summary, edgeface.device.simulate
 import edgeface.shared_files, edgeface.device.candidates, edgeface.device.policy, edgeface.device.audit
 import edgeface.device.sandbox, edgeface.device.install
 from edgeface.cli import build_parser
