@@ -14,7 +14,6 @@ Writes bench/results/fit_dlib_box.json.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from edgeface.registry import resolve_dlib_model
 from edgeface.detect import create_detector
 from edgeface.faceset import read_image, scan_identities
 from edgeface.landmarks.box import dlib_box_from_detector
@@ -38,8 +38,7 @@ def main() -> int:
     import dlib
 
     cv2.setNumThreads(1)
-    spec = importlib.util.find_spec("face_recognition_models")
-    sp_path = Path(spec.submodule_search_locations[0]) / "models" / "shape_predictor_5_face_landmarks.dat"
+    sp_path = resolve_dlib_model("dlib-shape5", allow_download=False)  # the installed package, verified
     predictor = dlib.shape_predictor(str(sp_path))
     hog = dlib.get_frontal_face_detector()
     yunet = create_detector("yunet", args.detector_model)

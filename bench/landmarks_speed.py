@@ -14,7 +14,6 @@ Writes bench/results/landmarks_speed.json.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgeface.registry import resolve_dlib_model
 from edgeface.chip import extract_dlib_chip
 from edgeface.export.dlib.shape_predictor_dat import convert_shape_predictor
 from edgeface.landmarks.shape5 import ShapePredictor5
@@ -51,8 +51,7 @@ def main() -> int:
     import dlib
 
     cv2.setNumThreads(1)
-    spec = importlib.util.find_spec("face_recognition_models")
-    dat = Path(spec.submodule_search_locations[0]) / "models" / "shape_predictor_5_face_landmarks.dat"
+    dat = resolve_dlib_model("dlib-shape5", allow_download=False)  # the installed package, verified
     reference = dlib.shape_predictor(str(dat))
     hog = dlib.get_frontal_face_detector()
     with tempfile.TemporaryDirectory() as tmp:
