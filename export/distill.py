@@ -14,6 +14,17 @@ Targets (``--teacher-targets``):
 - ``online``: the teacher embeds its chip under the very augmentation the student's crop got (same random
   draws) in every step; exact, and one teacher forward per face per step.
 
+Objectives (``--distill-loss``):
+
+- ``cosine``: ``1 - cos(student, teacher)``; ``l2``: squared L2 of the raw embeddings.
+- ``centred``: ``1 - cos(student, t - mu)`` with ``t`` the teacher's normalised embedding and ``mu`` their mean over
+  the training chips. dlib's descriptors sit in a narrow cone (different people have cosine ~0.8), so plain cosine
+  is mostly satisfied by the cone's mean direction; after centring, the student's cosine reproduces the spread
+  that tells people apart (the direction left once the shared part is removed).
+- ``relational``: ``centred`` plus ``--relation-weight`` x the mean squared difference between the student's and
+  the centred teacher's cosine-similarity matrices over the batch (off-diagonal), the quantity verification
+  thresholds. Under DDP it is computed over each rank's own rows (DDP averages the ranks' gradients).
+
 Labels are optional: with ``--metric-weight 0`` (the default with ``--teacher``) no triplet/pair term is computed,
 so a flat folder of photos (every photo its own "identity", ``--k 1``) trains. Validation reports the mean cosine
 between student and teacher on the held-out photos (``val_teacher_cos``), and TAR/EER when the held-out
@@ -42,7 +53,9 @@ log = logging.getLogger(__name__)
 
 TEACHER_CACHE = "teacher-cache"
 TEACHER_DIR = "teacher"
-DISTILL_LOSSES = ("cosine", "l2")
+DISTILL_LOSSES = ("cosine", "l2", "centred", "relational")
+#: teacher rows sampled to estimate the centre of its embeddings when targets are computed online
+CENTRE_SAMPLE = 1024
 TARGET_MODES = ("cached", "online")
 
 
@@ -70,11 +83,12 @@ class Teacher:
         raw = np.asarray(self.embedder._run(x.detach().float().cpu().numpy()), np.float32).reshape(len(x), -1)
         return torch.from_numpy(raw).to(x.device)
 
-    def checkpoint_info(self, cache, steps: int) -> dict:
+    def checkpoint_info(self, cache, steps: int, objective: dict | None = None) -> dict:
         """``provenance`` / ``licence`` for the student's checkpoint (the exporter copies them into the bundle)."""
         data = cache.manifest.get("source")
         provenance = {"distilled_from": {"teacher": self.name, "fingerprint": self.fingerprint,
-                                         "teacher_provenance": self.provenance, "teacher_licence": self.licence},
+                                         "teacher_provenance": self.provenance, "teacher_licence": self.licence,
+                                         "objective": objective or {}},
                       "training": {"data": data, "manifest_sha256": cache.manifest_sha256, "steps": steps}}
         licence = (f"distilled from {self.name} ({self.licence or 'licence unknown'}); trained on {data}: the "
                    "student's weights also carry the terms of that training data")
@@ -187,17 +201,26 @@ def cached_targets(teacher: Teacher, tcache, run_dir: Path, device, progress: bo
     return t
 
 
+def relation_gap(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of the two cosine-similarity matrices of a batch, over the off-diagonal pairs."""
+    s, t = F.normalize(student, dim=1), F.normalize(teacher, dim=1)
+    n = len(s)
+    off = ~torch.eye(n, dtype=torch.bool, device=s.device)
+    return ((s @ s.T - t @ t.T)[off] ** 2).mean()
+
+
 class Distiller:
     """The teacher term of one step: targets for this rank's rows, and the loss against them."""
 
     def __init__(self, teacher: Teacher, tcache, train_rows: np.ndarray, val_rows: np.ndarray, mode: str,
-                 loss: str, run_dir: Path, device, progress: bool) -> None:
+                 loss: str, run_dir: Path, device, progress: bool, relation_weight: float = 1.0) -> None:
         if mode not in TARGET_MODES:
             raise EdgefaceError(f"unknown --teacher-targets {mode!r}; use {' or '.join(TARGET_MODES)}")
         if loss not in DISTILL_LOSSES:
             raise EdgefaceError(f"unknown --distill-loss {loss!r}; use {' or '.join(DISTILL_LOSSES)}")
         self.teacher, self.tcache, self.mode, self.loss = teacher, tcache, mode, loss
         self.train_rows, self.device = train_rows, device
+        self.relation_weight = float(relation_weight)
         self.vrange = value_range(teacher.spec)
         if mode == "cached":
             self.targets = cached_targets(teacher, tcache, run_dir, device, progress)
@@ -205,6 +228,35 @@ class Distiller:
         else:
             self.targets = None
             self.val_targets = embed_chips(teacher, tcache.crops[val_rows], device, progress=progress)
+        self.centred = loss in ("centred", "relational")
+        centre = np.zeros(teacher.embedding_size, np.float32)
+        if self.centred:
+            centre = self.teacher_centre(progress)
+        self.centre = torch.from_numpy(centre).to(device)
+        self.val_targets = self.val_targets if not self.centred else l2_normalize(self.val_targets) - centre
+
+    def teacher_centre(self, progress: bool) -> np.ndarray:
+        """Mean of the teacher's normalised embeddings over the training chips (every chip and its mirror when
+        cached; a seeded sample of CENTRE_SAMPLE chips when online)."""
+        if self.targets is not None:
+            t = self.targets[self.train_rows].reshape(-1, self.targets.shape[-1])
+        else:
+            rows = self.train_rows
+            if len(rows) > CENTRE_SAMPLE:
+                rows = np.sort(np.random.default_rng(0).choice(rows, CENTRE_SAMPLE, replace=False))
+            t = embed_chips(self.teacher, self.tcache.crops[rows], self.device, progress=progress)
+        if not len(t):
+            raise EdgefaceError("--distill-loss centred/relational: no training photo has a teacher chip")
+        return l2_normalize(np.asarray(t, np.float32)).mean(0).astype(np.float32)
+
+    def info(self) -> dict:
+        """How the student was taught (recorded in the checkpoint's provenance)."""
+        out = {"loss": self.loss, "targets": self.mode}
+        if self.loss == "relational":
+            out["relation_weight"] = self.relation_weight
+        if self.centred:
+            out["teacher_centre_norm"] = round(float(self.centre.norm()), 6)
+        return out
 
     def step_targets(self, idx: np.ndarray, gen_state: torch.Tensor | None, rows, aug: AugmentConfig) -> torch.Tensor:
         """Raw teacher embeddings for training rows ``idx`` under the augmentation drawn from ``gen_state`` (the
@@ -223,9 +275,14 @@ class Distiller:
 
     def term(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         out = out.float()
-        if self.loss == "cosine":
-            return (1.0 - F.cosine_similarity(out, target, dim=1)).mean()
-        return ((out - target) ** 2).sum(1).mean()
+        if self.loss == "l2":
+            return ((out - target) ** 2).sum(1).mean()
+        if self.centred:
+            target = F.normalize(target.float(), dim=1) - self.centre
+        loss = (1.0 - F.cosine_similarity(out, target, dim=1)).mean()
+        if self.loss == "relational" and len(out) > 1:
+            loss = loss + self.relation_weight * relation_gap(out, target)
+        return loss
 
     def agreement(self, val_emb: np.ndarray) -> float:
         """Mean cosine between the student's (normalised) validation embeddings and the teacher's."""

@@ -85,6 +85,8 @@ class TrainConfig:
     #: teacher embeddings: ``cached`` once per chip and mirrored chip, or ``online`` per augmented view
     teacher_targets: str = "cached"
     distill_loss: str = "cosine"
+    #: with distill_loss "relational": weight of the similarity-matrix term
+    relation_weight: float = 1.0
     #: weight of the triplet/pair term when distilling (0: identities are not used)
     metric_weight: float = 0.0
 
@@ -279,7 +281,7 @@ def _train(data, run_dir: Path, cfg: TrainConfig, resume: bool, detector_model, 
     def checkpoint(path: Path, metrics: dict) -> None:
         info = start.checkpoint_info(cache, step, len(td.train_ids))
         if distiller is not None:
-            info.update(distiller.teacher.checkpoint_info(cache, step))
+            info.update(distiller.teacher.checkpoint_info(cache, step, distiller.info()))
         save_checkpoint(path, model, model_cfg, manifest_sha256=td.manifest_sha256, metrics=metrics, epoch=epoch,
                         step=step, elapsed_s=time.monotonic() - t0, train_config=asdict(cfg),
                         optimizer=opt.state_dict(), loss_state=loss_fn.state_dict(),
@@ -419,7 +421,7 @@ def _distiller(cfg: TrainConfig, run_dir: Path, cache, td, detector_model, devic
     tcache, rows = teacher_rows(cache, run_dir, teacher, detector_model, progress=cfg.progress and main)
     train_rows, val_rows = restrict(td, cache, rows)
     return Distiller(teacher, tcache, train_rows, val_rows, cfg.teacher_targets, cfg.distill_loss, run_dir, device,
-                     progress=cfg.progress and main)
+                     progress=cfg.progress and main, relation_weight=cfg.relation_weight)
 
 
 @dataclass

@@ -56,8 +56,12 @@ def add_arguments(parser) -> None:
                         help="distil this teacher's embeddings into the student (each model on its own alignment)")
     parser.add_argument("--teacher-targets", choices=("cached", "online"), default="cached",
                         help="teacher embeddings once per chip and mirrored chip (cached), or per augmented view")
-    parser.add_argument("--distill-loss", choices=("cosine", "l2"), default="cosine",
-                        help="with --teacher: 1 - cos(student, teacher), or squared L2 of the raw embeddings")
+    parser.add_argument("--distill-loss", choices=("cosine", "l2", "centred", "relational"), default="cosine",
+                        help="with --teacher: 1 - cos(student, teacher); squared L2 of the raw embeddings; cosine "
+                             "to the teacher's centred embeddings (its mean direction removed); or centred plus "
+                             "--relation-weight x the batch's similarity-matrix gap")
+    parser.add_argument("--relation-weight", type=float, default=1.0, metavar="W",
+                        help="with --distill-loss relational: weight of the similarity-matrix term")
     parser.add_argument("--metric-weight", type=float, default=0.0, metavar="W",
                         help="with --teacher: add W * the --loss term (needs identities; 0: unlabelled photos work)")
 
@@ -88,7 +92,7 @@ def run(args) -> int:
                       distill=args.distill, val_every=args.val_every, select_far=args.select_far,
                       patience=args.patience, amp=args.amp, teacher=args.teacher,
                       teacher_targets=args.teacher_targets, distill_loss=args.distill_loss,
-                      metric_weight=args.metric_weight)
+                      metric_weight=args.metric_weight, relation_weight=args.relation_weight)
     last = train(args.data, args.out, cfg, resume=args.resume, detector_model=args.detector_model)
     if last.get("rank", 0) != 0:
         return 0
