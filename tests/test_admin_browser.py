@@ -83,6 +83,18 @@ def browser(tmp_path_factory):
     driver.quit()
 
 
+def wait_url(driver, suffix: str, timeout: float = 15.0) -> str:
+    """The browser's URL once it ends with ``suffix`` (a click returns before the next page has loaded)."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        WebDriverWait(driver, timeout).until(lambda d: d.current_url.endswith(suffix))
+    except TimeoutException:
+        pass  # the caller's assert says where the browser is instead
+    return driver.current_url
+
+
 def shot(driver, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(SHOTS / f"{name}.png"))
@@ -102,7 +114,7 @@ def test_enroll_grant_remove_in_a_real_browser(server, browser, tmp_path):
     assert "Wrong name or password" in find(By.ID, "message").text
     find(By.ID, "password").send_keys(PASSWORD)
     find(By.ID, "login").click()
-    assert d.current_url.endswith("/people"), d.page_source[:2000]
+    assert wait_url(d, "/people").endswith("/people"), d.page_source[:2000]
     cookie = d.get_cookie("edgeface_session")
     assert cookie and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     shot(d, "02-people")
