@@ -98,6 +98,9 @@ class Relay:
                 if self._offs != offs:  # off() ran in between (a signal handler on this thread): it wins
                     self._safe_off()
                     return 0.0
+                # the pulse counts from the energise itself: a stall in the GPIO write (a loaded CPU) must not
+                # eat into the time the door is open, nor the hard maximum be measured from before it
+                now = time.monotonic()
                 self._active = True
                 self._on_at = now
                 self._end = now + min(seconds, self.hard_max_s)
