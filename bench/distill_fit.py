@@ -14,8 +14,9 @@ from edgeface.evaluate import verification
 torch.set_num_threads(int(sys.argv[3]) if len(sys.argv) > 3 else 1)
 D = Path(sys.argv[1])
 def pairs(cache, tcache):
-    by = {it["source"]: i for i, it in enumerate(tcache.manifest["items"])}
-    return [(i, by[it["source"]]) for i, it in enumerate(cache.manifest["items"]) if it["source"] in by]
+    from edgeface.export.distill import chip_rows
+
+    return [(i, j) for i, j in enumerate(chip_rows(cache, tcache)) if j >= 0]
 tr_c, tr_t = load_cache(D/"cache-train191"), load_cache(D/"base/teacher-cache")
 te_c, te_t = load_cache(D/"cache-test48"), load_cache(D/"tcache-test48")
 t_train = l2_normalize(np.load(D/"base/teacher/targets.npy")[:, 0])
@@ -44,7 +45,8 @@ for run in sys.argv[2].split(","):
         ct = l2_normalize(t - mu)
         off = ~np.eye(len(s), dtype=bool)
         v = verification(s, ids)[0]
-        res[part] = {"cos_plain": float(np.mean(np.sum(s * t, 1))), "cos_centred": float(np.mean(np.sum(s * ct, 1))),
+        vt = verification(t, ids)[0]  # the teacher on the very same photos
+        res[part] = {"photos": len(s), "teacher_tar_1e-3": vt.tar_at_far["1e-3"], "cos_plain": float(np.mean(np.sum(s * t, 1))), "cos_centred": float(np.mean(np.sum(s * ct, 1))),
                      "sim_gap_centred": float(np.mean(((s @ s.T - ct @ ct.T)[off]) ** 2)),
                      "tar_1e-3": v.tar_at_far["1e-3"], "eer": v.eer}
     out[run] = res

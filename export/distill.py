@@ -147,9 +147,13 @@ def teacher_rows(cache, run_dir: Path, teacher: Teacher, detector_model=None, pr
             raise EdgefaceError(f"--teacher: the photos the cache was made from ({source}) are needed to cut the "
                                 "teacher's own chips, and are not there")
         tcache = prepare(source, where, model, progress=progress, aligner=teacher.aligner)
+    return tcache, chip_rows(cache, tcache)
+
+
+def chip_rows(cache, tcache) -> np.ndarray:
+    """For each crop of the student's cache, the row of the teacher's chip of the same photo, or -1."""
     by_source = {it["source"]: i for i, it in enumerate(tcache.manifest["items"])}
-    rows = np.array([by_source.get(it["source"], -1) for it in cache.manifest["items"]], np.int64)
-    return tcache, rows
+    return np.array([by_source.get(it["source"], -1) for it in cache.manifest["items"]], np.int64)
 
 
 def restrict(td, cache, rows: np.ndarray):
@@ -229,11 +233,11 @@ class Distiller:
             self.targets = None
             self.val_targets = embed_chips(teacher, tcache.crops[val_rows], device, progress=progress)
         self.centred = loss in ("centred", "relational")
-        centre = np.zeros(teacher.embedding_size, np.float32)
+        self.centre = None
         if self.centred:
             centre = self.teacher_centre(progress)
-        self.centre = torch.from_numpy(centre).to(device)
-        self.val_targets = self.val_targets if not self.centred else l2_normalize(self.val_targets) - centre
+            self.centre = torch.from_numpy(centre).to(device)
+            self.val_targets = l2_normalize(self.val_targets) - centre
 
     def teacher_centre(self, progress: bool) -> np.ndarray:
         """Mean of the teacher's normalised embeddings over the training chips (every chip and its mirror when

@@ -208,6 +208,8 @@ def _train(data, run_dir: Path, cfg: TrainConfig, resume: bool, detector_model, 
     check_amp(cfg.amp, device)
     if cfg.teacher and cfg.init:
         raise EdgefaceError("--teacher trains a student from scratch; it does not combine with --init")
+    if not cfg.relation_weight >= 0:  # also rejects NaN
+        raise EdgefaceError(f"--relation-weight must be 0 or more, got {cfg.relation_weight!r}")
 
     torch.manual_seed(cfg.seed)
     with env.main_first():  # rank 0 prepares caches, the split and the teacher's targets; the others read them

@@ -3,6 +3,7 @@ alignment of the same ORL photos) ends closer to the teacher than it started and
 its checkpoint records the teacher as provenance."""
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -33,6 +34,7 @@ def cache(orl_dir, detector, tmp_path_factory):
 @pytest.mark.parametrize("objective, steps", [("cosine", 30), ("relational", 100)])
 def test_distilled_student_moves_toward_the_teacher(cache, tmp_path, objective, steps):
     from edgeface.cropcache import load_cache
+    from edgeface.export.distill import chip_rows
     from edgeface.export.model import build_model
     from edgeface.preprocess import l2_normalize
 
@@ -43,13 +45,13 @@ def test_distilled_student_moves_toward_the_teacher(cache, tmp_path, objective, 
     last = train(cache, run, cfg)
     assert "val_teacher_cos" in last and last["step"] == steps
     c, tc = load_cache(cache), load_cache(run / "teacher-cache")
-    by = {it["source"]: i for i, it in enumerate(tc.manifest["items"])}
-    rows = [(i, by[it["source"]]) for i, it in enumerate(c.manifest["items"]) if it["source"] in by]
+    rows = [(i, j) for i, j in enumerate(chip_rows(c, tc)) if j >= 0]
     crops = np.asarray(c.crops[[i for i, _ in rows]])
     all_targets = l2_normalize(np.load(run / "teacher" / "targets.npy"))
     target = all_targets[[j for _, j in rows], 0]
     if objective == "relational":  # the centred space: the teacher's mean direction (training chips) removed
-        train_rows = [j for (i, j) in rows if c.manifest["items"][i]["identity"] in set(last_split(run))]
+        seen = set(json.loads((run / "split.json").read_text())["train"])
+        train_rows = [j for (i, j) in rows if c.identities[i] in seen]
         target = l2_normalize(target - all_targets[train_rows].reshape(-1, target.shape[1]).mean(0))
 
     def agreement(model):
@@ -72,12 +74,6 @@ def test_distilled_student_moves_toward_the_teacher(cache, tmp_path, objective, 
         s_end, s_start = (embed(m, crops, torch.device("cpu")) for m in (student, start))
         gap = [float(np.mean((s @ s.T - target @ target.T) ** 2)) for s in (s_end, s_start)]
         assert gap[0] < 0.8 * gap[1], gap
-
-
-def last_split(run):
-    import json
-
-    return json.loads((run / "split.json").read_text())["train"]
 
 
 def test_relation_gap_is_the_mean_squared_similarity_difference_off_the_diagonal():
