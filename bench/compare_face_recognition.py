@@ -27,10 +27,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from edgeface.detect import create_detector  # noqa: E402
-from edgeface.faceset import aligned_crop, read_image, scan_identities  # noqa: E402
+from edgeface.faceset import read_image, scan_identities  # noqa: E402
 from edgeface.metrics import eer, pair_scores, tar_at_far  # noqa: E402
-from edgeface.runtime import open_embedder  # noqa: E402
 
 
 def pick_photos(root: Path, identities: int, seed: int):
@@ -40,14 +38,17 @@ def pick_photos(root: Path, identities: int, seed: int):
     return [p for p in photos if p.identity in chosen]
 
 
-def run_edgeface(photos, detector, spec: str, threads: int, mirror: bool = False):
-    from edgeface.alignment import aligner_of
+def run_edgeface(photos, detector_model, spec: str, threads: int, mirror: bool = False):
+    """Each photo through the model object's own parts (its photo detector, alignment and embedder), timed per
+    stage."""
+    from edgeface.config import DetectorConfig
     from edgeface.faces import largest_face
+    from edgeface.recognizer import Recognizer
 
     path, _, key = spec.partition(":")
-    emb_model = open_embedder(path, model=key or None, threads=threads)
-    emb_model.warm_up()
-    aligner = aligner_of(emb_model)
+    rec = Recognizer.from_bundle(path, key or None, detector=DetectorConfig(model_path=detector_model), threads=threads)
+    rec.warm_up()
+    detector, aligner, emb_model = rec.photo_detector, rec.aligner, rec
     out, times, stages = {}, [], {"detect": [], "landmarks": [], "chip": [], "embed": []}
     for i, p in enumerate(tqdm(photos, desc=f"edgeface {Path(path).name}{':' + key if key else ''}")):
         img = read_image(p.path)
@@ -100,10 +101,9 @@ def main() -> int:
 
     photos = pick_photos(args.data, args.identities, args.seed)
     labels = np.array([p.identity for p in photos])
-    detector = create_detector("yunet", args.detector_model)
     runs = {}
     for spec in args.model:
-        runs[f"edgeface {spec}"] = run_edgeface(photos, detector, spec, args.threads, args.mirror)
+        runs[f"edgeface {spec}"] = run_edgeface(photos, args.detector_model, spec, args.threads, args.mirror)
     try:
         runs[f"face_recognition dlib ({args.dlib_model})"] = run_dlib(photos, args.dlib_model)
     except ImportError as exc:

@@ -50,7 +50,7 @@ from edgeface.detect import create_detector  # noqa: E402
 from edgeface.device.camera import open_camera  # noqa: E402
 from edgeface.device.pipeline import limit_threads, load_runtime  # noqa: E402
 from edgeface.device.policy import Policy  # noqa: E402
-from edgeface.faceset import aligned_crop, read_image  # noqa: E402
+from edgeface.faceset import read_image  # noqa: E402
 from edgeface.preprocess import to_model_input  # noqa: E402
 
 SHARED = Path(os.environ.get("EDGEFACE_SHARED", ROOT.parent / "shared"))
@@ -94,10 +94,13 @@ def make_int8(work: Path, detector) -> Path:
     from edgeface.export.quantize import CANDIDATES, quantize_onnx
     from edgeface.bundle import DEFAULT_INPUT
 
+    from edgeface.alignment import Aligner
+    from edgeface.faceset import aligned_crop
+
     crops = []
     for ident in [f"s{i}" for i in range(4, 30)]:
         for p in sorted((FACES / "orl" / ident).iterdir())[:4]:
-            c, _ = aligned_crop(detector, read_image(p))
+            c, _ = aligned_crop(detector, read_image(p), aligner=Aligner.arcface())
             if c is not None:
                 crops.append(c)
     x = to_model_input(np.stack(crops), DEFAULT_INPUT)
@@ -154,12 +157,14 @@ def measure(cfg: GateConfig, video: Path, detector, fr_every: int = 0) -> dict:
     and the same pipeline with full-frame detection (``before``); every ``fr_every``-th face frame also
     face_recognition, so the two are compared on the same frames in the same run."""
     limit_threads(1)
+    from edgeface.device.gate import _sighting
+
     rt = load_runtime(cfg)
-    rt.pipeline.warm_up()
+    rt.recognizer.warm_up()
     det_cfg = cfg.detector.model_copy(update={"detect_width": 4096})  # never downscale: the old behaviour
-    before = load_runtime(cfg.model_copy(update={"detector": det_cfg})).pipeline
+    before = load_runtime(cfg.model_copy(update={"detector": det_cfg})).recognizer
     before.warm_up()
-    policy = Policy(rt.params)
+    policy = Policy(rt.params, rt.matcher, rt.recognizer.scorer)
     cam = open_camera(str(video), cfg.camera, realtime=False)
     cam.open()
     face_ms, empty_ms, decisions, stages, stages_before, det_before = [], [], [], [], [], []
@@ -168,16 +173,15 @@ def measure(cfg: GateConfig, video: Path, detector, fr_every: int = 0) -> dict:
     with tqdm(desc=f"frames {rt.key}", unit="frame") as bar:
         while (frame := cam.read()) is not None:
             if i % 2:
-                rb = before.process(frame.image)
+                rb = before.observe(frame.image)
             t0 = time.perf_counter()
-            r = rt.pipeline.process(frame.image)
-            m = r.match if r.usable else None
-            rejected = None if r.usable or r.face is None else ",".join(r.reasons)
-            out = policy.observe(frame.t, r.face is not None, m and m.person_id, m and m.name, m and m.score,
-                                 m and m.margin, rejected=rejected, embedding=r.embedding)
+            r = rt.recognizer.observe(frame.image)
+            t1 = time.perf_counter()
+            out = policy.observe(frame.t, _sighting(r))
+            r.stages["match"] = (time.perf_counter() - t1) * 1e3
             ms = (time.perf_counter() - t0) * 1e3
             if not i % 2:
-                rb = before.process(frame.image)
+                rb = before.observe(frame.image)
             (face_ms if r.usable else empty_ms).append(ms)
             stages.append(r.stages)
             stages_before.append(rb.stages)
@@ -189,7 +193,7 @@ def measure(cfg: GateConfig, video: Path, detector, fr_every: int = 0) -> dict:
             i += 1
             bar.update()
     cam.close()
-    doc = {"key": rt.key, "detect_size": list(rt.pipeline.detector.input_size(640, 480)),
+    doc = {"key": rt.key, "detect_size": list(rt.recognizer.detector.input_size(640, 480)),
            "face_frames": _pct(face_ms), "empty_frames": _pct(empty_ms), "all_frames": _pct(face_ms + empty_ms),
            "stages_median_ms": _median_stages(stages),
            "before_full_frame_detection": {"stages_median_ms": _median_stages(stages_before),
@@ -360,6 +364,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=1,
                     help="in-process measurements per key, the keys interleaved; medians over the rounds are reported")
     ap.add_argument("--threshold", type=float, help="cosine threshold for an uncalibrated bundle (default 0.40)")
+    ap.add_argument("--mirror", choices=("on", "off", "both"), default="on",
+                    help="[model] mirror at the door (both: each key twice, interleaved, as KEY and KEY/no-mirror)")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     cv2.setNumThreads(1)
@@ -379,10 +385,15 @@ def main() -> int:
     calibrated = Bundle.load(bundle).meta.thresholds
     threshold = args.threshold if args.threshold is not None else THRESHOLD
     video, galleries, spans = scene(args.work, detector, bundle, keys, args.seed)
-    def config_for(key: str, threads: int) -> Path:
-        config = args.work / f"gate_{key}_t{threads}.toml"
+    keys = [k + suffix for k in keys for suffix in {"on": [""], "off": ["/no-mirror"],
+                                                    "both": ["", "/no-mirror"]}[args.mirror]]
+
+    def config_for(name: str, threads: int) -> Path:
+        key, _, variant = name.partition("/")
+        config = args.work / f"gate_{key}{'_' + variant if variant else ''}_t{threads}.toml"
         config.write_text(f'[model]\nbundle = "{bundle}"\ngallery = "{galleries[key]}"\nkey = "{key}"\n'
-                          f'threads = {threads}\n\n[camera]\nsource = "{video}"\n\n[detector]\nmodel_path = "{YUNET}"\n\n'
+                          f'threads = {threads}\nmirror = {"false" if variant else "true"}\n\n'
+                          f'[camera]\nsource = "{video}"\n\n[detector]\nmodel_path = "{YUNET}"\n\n'
                           '[relay]\nbackend = "mock"\npulse_s = 0.2\n'
                           + ("" if key in calibrated and args.threshold is None
                              else f"\n[policy]\nthreshold = {threshold}\n"))
@@ -406,7 +417,7 @@ def main() -> int:
         }
         r["daemon"] = {}
         for threads in args.threads:
-            run = daemon_run(config_for(key, threads), video, key)
+            run = daemon_run(config_for(key, threads), video, key.partition("/")[0])
             r["daemon"][f"threads_{threads}"] = run
             sm = run["summary"]
             print(f"{key} {threads} thread(s): face frames p50 {sm['face_latency_ms']['p50']} / p95 "

@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS events (
     duration_s REAL,
     detail TEXT,
     face TEXT,                   -- file name of the saved face crop, if any
-    candidates TEXT              -- JSON: best and second-best person with scores (events that name nobody)
+    candidates TEXT,             -- JSON: best and second-best person with scores (events that name nobody)
+    rule TEXT                    -- the policy rule that decided (door, strict, threshold, ambiguous, lockout, ...)
 );
 CREATE INDEX IF NOT EXISTS events_unix ON events(unix);
 """
@@ -59,7 +60,7 @@ CREATE INDEX IF NOT EXISTS events_unix ON events(unix);
 COLUMNS = ("id", "time", "unix", "t", "kind", "person_id", "person", "score", "margin", "latency_ms",
            "duration_s", "detail", "face")
 #: columns added after the first schema: (name, SQL type); added to an older database when it is opened
-MIGRATIONS = (("candidates", "TEXT"),)
+MIGRATIONS = (("candidates", "TEXT"), ("rule", "TEXT"))
 
 
 class AuditLog:
@@ -98,11 +99,12 @@ class AuditLog:
                     return False
                 cur = self._conn.execute(
                     "INSERT INTO events (time, unix, t, kind, person_id, person, score, margin, latency_ms, "
-                    "duration_s, detail, candidates) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "duration_s, detail, candidates, rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (event.wall, time.time(), _num(event.t), event.kind, event.person_id, event.person,
                      _num(event.score), _num(event.margin), _num(event.latency_ms), _num(event.duration_s),
                      event.detail,
-                     None if event.candidates is None else json.dumps(candidates_json(event.candidates))),
+                     None if event.candidates is None else json.dumps(candidates_json(event.candidates)),
+                     event.rule),
                 )
                 self.written += 1
                 self._succeeded()
@@ -149,7 +151,7 @@ class AuditLog:
     def events(self, limit: int = 100) -> list[dict]:
         """The newest ``limit`` rows, oldest first, as dicts keyed by :data:`COLUMNS` plus ``candidates``
         (a list, or None for events that name someone or were written before the column existed)."""
-        columns = (*COLUMNS, "candidates")
+        columns = (*COLUMNS, "candidates", "rule")
         with self._lock:
             if self._conn is None:
                 return []

@@ -105,6 +105,28 @@ class OpenCVCamera(_Capture):
         return self._frame(image, time.monotonic())
 
 
+_LOG_LEVEL_ERROR = 2  # OpenCV's LOG_LEVEL_ERROR (cv::utils::logging), the same number in every 4.x
+
+
+def _open_file(path: Path) -> "cv2.VideoCapture":
+    """A video file through FFmpeg where this OpenCV has it (quietly: a file it cannot read is our one-line error,
+    not OpenCV's warning), else any backend. OpenCV's own AVI reader is not tried first: on a damaged file it
+    prints raw container bytes to stderr."""
+    if not cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG):
+        return cv2.VideoCapture(str(path))
+    # the logging API moved: cv2.utils.logging (4.12+), cv2.getLogLevel / setLogLevel (4.11 and before)
+    logging_api = getattr(getattr(cv2, "utils", None), "logging", None) or cv2
+    get, put = getattr(logging_api, "getLogLevel", None), getattr(logging_api, "setLogLevel", None)
+    level = get() if get is not None and put is not None else None
+    if level is not None:
+        put(_LOG_LEVEL_ERROR)
+    try:
+        return cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    finally:
+        if level is not None:
+            put(level)
+
+
 class VideoFileCamera(_Capture):
     """Replay of a video file, decoded frame by frame by OpenCV (FFmpeg or OpenCV's MJPEG reader).
 
@@ -132,7 +154,7 @@ class VideoFileCamera(_Capture):
             return
         if not self.path.is_file():
             raise CameraError(f"{self.path}: no such video file")
-        cap = cv2.VideoCapture(str(self.path))
+        cap = _open_file(self.path)
         if not cap.isOpened():
             cap.release()
             raise CameraError(f"{self.path}: OpenCV cannot decode this video (unsupported codec or not a video)")

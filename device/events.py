@@ -11,6 +11,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
+from edgeface.names import printable
+
 #: the kinds the gate emits; other strings are allowed (the audit log stores any kind)
 KINDS = (
     "started", "stopping", "granted", "denied", "unknown", "unlock", "lockout",
@@ -52,6 +54,8 @@ class Event:
     #: who came closest, for events that name nobody (unknown, denied ambiguous, no_decision): best first,
     #: ``[{"person_id", "person", "score"}, ...]`` (at most two; empty when nobody is enrolled)
     candidates: list[dict] | tuple[dict, ...] | None = None
+    #: the policy rule that decided (door, strict, threshold, ambiguous, lockout, cooldown, attempts, quality, ...)
+    rule: str | None = None
 
     def to_json(self) -> dict:
         """A JSON-ready dict; ``event``, ``person``, ``score`` and ``t`` are always present, ``duration`` for unlocks."""
@@ -73,6 +77,8 @@ class Event:
             out["detail"] = self.detail
         if self.candidates is not None:
             out["candidates"] = candidates_json(self.candidates)
+        if self.rule is not None:
+            out["rule"] = self.rule
         return out
 
     def log_line(self) -> str:
@@ -85,6 +91,7 @@ class Event:
             ("margin", self.margin, "{:.3f}"),
             ("latency_ms", self.latency_ms, "{:.1f}"),
             ("duration_s", self.duration_s, "{:.3f}"),
+            ("rule", self.rule, None),
             ("detail", self.detail, None),
             *_candidate_fields(self.candidates),
         ):
@@ -112,8 +119,10 @@ def _candidate_fields(candidates) -> list[tuple]:
 
 
 def _quote(text: str) -> str:
-    """Quote a value when it has spaces, quotes, '=', control characters or is empty (one line, always)."""
-    if text and not any(c in text for c in ' "=\\\t\n\r'):
+    """Quote a value when it has spaces, quotes, '=', a backslash, any control or invisible character (escaped
+    as ``\\xNN`` / ``\\uNNNN`` by :func:`edgeface.names.printable`: ESC, NUL, ``\\x85``, ``\\u2028``, ...) or is
+    empty: one line, always, that no terminal or log reader acts on."""
+    escaped = printable(text)
+    if text and escaped == text and not any(c in text for c in ' "='):
         return text
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
-    return '"' + escaped + '"'
+    return '"' + escaped.replace('"', '\\"') + '"'

@@ -5,7 +5,9 @@ Fail secure, in this order of importance:
 * the relay is driven off at start (before anything else loads), on SIGTERM/SIGINT (in the signal handler
   itself, then the loop stops), on any exception (``finally``), and at interpreter exit (``atexit``);
 * only a ``granted`` decision of :mod:`edgeface.device.policy` energises it, for ``relay.pulse_s`` on the
-  monotonic clock (the :class:`~edgeface.device.relay.Relay` caps it at the hard maximum);
+  monotonic clock (the :class:`~edgeface.device.relay.Relay` caps it at the hard maximum); its ``unlock`` event
+  is emitted when the door locks again, with the time it really stayed unlocked (a stop, a SIGTERM or an error
+  cuts a pulse short: the event says so, never the planned length);
 * a SIGHUP reload builds the new config, model and gallery completely before swapping them in; a bad new file
   keeps the old runtime and logs ``reload_failed`` with the reason;
 * ``READY=1`` only after the relay, model, gallery and camera are up and one warm-up inference ran on a real
@@ -23,22 +25,21 @@ from __future__ import annotations
 import atexit
 import json
 import logging
-import os
 import queue
 import signal
 import sys
 import threading
 import time
 from collections import deque
-from dataclasses import replace
 from typing import Callable, TextIO
 
 from edgeface.errors import EdgefaceError
+from edgeface.fileutil import file_version
 
 from .camera import EndOfStream
 from .events import Event
-from .pipeline import FrameResult, Pipeline, Runtime
-from .policy import Decision, Policy
+from .pipeline import FrameResult, Runtime
+from .policy import Decision, Policy, Sighting, quality_weight
 from .run_summary import RunSummary
 
 log = logging.getLogger(__name__)
@@ -59,17 +60,13 @@ def _gallery_path(runtime):
     return getattr(model, "gallery", None)
 
 
-def file_version(path) -> tuple | None:
-    """(device, inode) of a file, None when it cannot be stat'ed. Every gallery writer replaces the file
-    atomically, which gives it a new inode; an in-place edit (which a reader could catch half-written) does not
-    count as a new version: SIGHUP reloads after one."""
-    if path is None:
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
+def gallery_files_version(path) -> tuple | None:
+    """The version of the gallery file and of its local revocations (``GALLERY.revoked``: a removal on a door
+    that runs a signed gallery, :mod:`edgeface.revocations`); None when the gallery cannot be stat'ed."""
+    from edgeface.revocations import revoked_path
+
+    version = file_version(path)
+    return None if version is None else (version, file_version(revoked_path(path)))
 
 
 class NullAudit:
@@ -114,9 +111,13 @@ class Gate:
         #: a replay that simply ended lets the last pulse run its course (simulation); the daemon never waits
         self.finish_pulse_at_end = finish_pulse_at_end or simulated
         self.clock = clock
-        self.policy = Policy(runtime.params)
+        recognizer = getattr(runtime, "recognizer", None)  # None: a gate of door inputs only (no camera, no model)
+        self.policy = Policy(runtime.params, getattr(runtime, "matcher", None), getattr(recognizer, "scorer", None))
         #: the access hook (edgeface.device.access.decide.AccessControl) or None: 1:N decisions as they are
         self.access = access
+        #: a signed door's freshness guard (edgeface.device.fleet.freshness.Freshness) or None: what a stale
+        #: gallery still lets in
+        self.freshness = None
         self.events: deque[Event] = deque(maxlen=1000)  # the most recent events, for tests and STATUS
         self.stats = {"frames": 0, "processed": 0, "stale": 0, "skipped": 0, "errors": 0, "unlocks": 0}
         self.latencies_ms: deque[float] = deque(maxlen=1000)
@@ -127,6 +128,10 @@ class Gate:
         self._stop = threading.Event()
         self._stop_reason = ""
         self._reload_requested = threading.Event()
+        self._reload_from_watch = False  # the pending reload was requested by the gallery file watcher
+        #: a signed door's light reload of the gallery alone (verify, subtract local revocations), used when
+        #: only GALLERY.revoked changed: ``loader(runtime) -> Gallery`` (set by build_gate), else None
+        self.gallery_loader: Callable | None = None
         self._t0 = 0.0 if simulated else clock()
         self._now = 0.0
         self._last_processed: float | None = None
@@ -136,10 +141,12 @@ class Gate:
         self._rate: deque[float] = deque(maxlen=64)
         self._last_event: Event | None = None
         self._errors_in_row = 0
-        self._gallery_version = file_version(_gallery_path(runtime))
+        self._gallery_version = gallery_files_version(_gallery_path(runtime))
         self._gallery_checked = clock()
         #: events and verified galleries handed in by other threads (the fleet link), taken by the loop
         self._mailbox: queue.SimpleQueue = queue.SimpleQueue()
+        #: grants whose pulse has not ended yet: (decision, event time, monotonic time of the pulse call, planned s)
+        self._unlocks: list[tuple] = []
 
     # -- control (thread- and signal-safe) ------------------------------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -158,9 +165,11 @@ class Gate:
         """Have the loop emit (log, audit) an event for another thread; never blocks."""
         self._mailbox.put(("event", kind, detail))
 
-    def offer_gallery(self, gallery, matcher, detail: str) -> None:
-        """Have the loop swap in a verified, installed gallery and its matcher (built by the calling thread)."""
-        self._mailbox.put(("gallery", (gallery, matcher), detail))
+    def offer_gallery(self, gallery, detail: str, files_version: tuple | None = None) -> None:
+        """Have the loop swap in a verified, installed gallery (:meth:`Runtime.with_gallery`, the one way a
+        gallery goes live: its matcher and access rules come from the running model). ``files_version``: the
+        :func:`gallery_files_version` the gallery was read at (a local revocation written later still reloads)."""
+        self._mailbox.put(("gallery", (gallery, files_version), detail))
 
     def _take_mail(self) -> None:
         while True:
@@ -171,13 +180,17 @@ class Gate:
             if what == "event":
                 self._emit(item, self._t(), detail=detail)
                 continue
-            gallery, matcher = item
-            p = self.runtime.pipeline
-            if gallery.fingerprint != p.embedder.fingerprint:  # a SIGHUP brought another model meanwhile
-                self._emit("gallery_refused", self._t(), detail=f"{detail}: made for another embedder")
+            gallery, files_version = item
+            try:  # a SIGHUP may have brought another model meanwhile: refused, the running gallery stays
+                new = self.runtime.with_gallery(gallery)
+            except Exception as exc:
+                self._emit("gallery_refused", self._t(), detail=f"{detail}: {type(exc).__name__}: {exc}")
                 continue
-            self.runtime = replace(self.runtime, gallery=gallery,
-                                   pipeline=Pipeline(p.detector, p.embedder, matcher, p.quality))
+            self._apply(new)
+            self._gallery_version = files_version or gallery_files_version(_gallery_path(new))
+            if self._reload_from_watch:  # the watcher saw this very install: nothing left to reload
+                self._reload_requested.clear()
+                self._reload_from_watch = False
             self._emit("gallery_installed", self._t(), detail=detail)
 
     @property
@@ -197,6 +210,11 @@ class Gate:
             code = EX_OK
         except KeyboardInterrupt:
             code = EX_OK
+        except EdgefaceError as exc:  # an expected failure (a camera or file that cannot be read): one line
+            self.relay.off()
+            log.error("gate failed: %s", exc)
+            self._emit("error", self._t(), detail=f"{type(exc).__name__}: {exc}")
+            code = EX_FAILURE
         except Exception as exc:
             self.relay.off()
             log.exception("gate failed")
@@ -217,7 +235,7 @@ class Gate:
             frame = self._read()
             if frame is None:
                 continue
-            warm_ms = self.runtime.pipeline.warm_up(frame.image)
+            warm_ms = self.runtime.recognizer.warm_up(frame.image)
             self.ready = True
             self._emit("started", self._t(frame.t), latency_ms=warm_ms, detail=self.runtime.describe())
             self.notifier.ready(self._status_text())
@@ -234,6 +252,7 @@ class Gate:
             if frame is not None:
                 self._handle(frame)
             self._poll_access()
+            self._settle_unlocks()
             self._heartbeat()
 
     def _read(self):
@@ -261,7 +280,10 @@ class Gate:
         self._last_processed = frame.t
         t_frame = time.perf_counter()
         try:
-            result = self.runtime.pipeline.process(frame.image)
+            result = self.runtime.recognizer.observe(frame.image)
+            t_policy = time.perf_counter()
+            decisions = self.policy.observe(frame.t, _sighting(result))
+            result.stages["match"] = (time.perf_counter() - t_policy) * 1000.0  # fuse, match, decide
         except Exception as exc:
             self._frame_error(frame, exc)
             return
@@ -270,14 +292,9 @@ class Gate:
         self.latencies_ms.append(result.latency_ms)
         self._rate.append(now)
         self._last_progress = self.clock()
-        m = result.match if result.usable else None
-        rejected = None if result.usable or result.face is None else ",".join(result.reasons) or "rejected"
-        decisions = self.policy.observe(frame.t, result.face is not None, m and m.person_id, m and m.name,
-                                        m and m.score, m and m.margin, rejected=rejected,
-                                        embedding=result.embedding,
-                                        second=m and (m.second_person_id, m.second_name, m.second_score))
         if self.access is not None:
-            decisions = self.access.decide(frame.t, result, decisions, self.runtime, self.policy.locked_out)
+            decisions = self.access.decide(frame.t, result, decisions, self.runtime, self.policy.locked_out,
+                                           self.policy.fused)
         self.summary.frame(result, (time.perf_counter() - t_frame) * 1000.0)  # frame -> decision
         for d in decisions:
             self._act(d, result, frame.t)
@@ -297,19 +314,38 @@ class Gate:
                 self._act(d, None, now)
 
     def _act(self, d: Decision, result: FrameResult | None, t: float) -> None:
+        if d.kind == "granted" and self.freshness is not None:  # a stale signed gallery: its stale_mode decides
+            d = self.freshness.screen(d, self.runtime)
         crop = result.crop if result is not None and d.kind in ("granted", "denied", "unknown") else None
         latency = result.latency_ms if result is not None and d.kind != "no_decision" else None
         self._emit(d.kind, self._t(d.t), person_id=d.person_id, person=d.person, score=d.score, margin=d.margin,
-                   latency_ms=latency, detail=d.detail, crop=crop, candidates=d.candidates)
+                   latency_ms=latency, detail=d.detail, crop=crop, candidates=d.candidates, rule=d.rule)
         if d.kind not in ("granted", "exit_request"):  # a request-to-exit button pulses too
             return
         pulse_s = self.runtime.config.relay.pulse_s
         if self.simulated:
             self._wait_relay_idle(pulse_s + 1.0)
+            self._settle_unlocks()
         held = self.relay.pulse(pulse_s)
         self.stats["unlocks"] += 1
-        self._emit("unlock", self._t(d.t), person_id=d.person_id, person=d.person, score=d.score,
-                   duration_s=held)
+        self._unlocks.append((d, self._t(d.t), time.monotonic(), held))
+
+    def _settle_unlocks(self, force: bool = False) -> None:
+        """Emit the ``unlock`` of every grant whose pulse has ended (all of them with ``force``, after the relay
+        was driven off), with how long the door really stayed unlocked from that grant on (the relay's own record
+        of each pulse, monotonic)."""
+        if not self._unlocks or (self.relay.is_active and not force):
+            return
+        pending, self._unlocks = self._unlocks, []
+        pulses = list(getattr(self.relay, "pulses", ()))
+        for d, t, called, planned in pending:
+            on_off = next(((on, off) for on, off in reversed(pulses) if on <= called + 1e-3), None)
+            duration = 0.0 if on_off is None or planned <= 0 else max(0.0, on_off[1] - max(on_off[0], called))
+            detail = None
+            if duration < planned - 0.05:
+                detail = f"cut short after {duration:.2f} s of {planned:.2f} s ({self._stop_reason or 'relay off'})"
+            self._emit("unlock", t, person_id=d.person_id, person=d.person, score=d.score, duration_s=duration,
+                       detail=detail)
 
     def _wait_relay_idle(self, limit_s: float) -> None:
         deadline = time.monotonic() + limit_s
@@ -321,7 +357,8 @@ class Gate:
         if not self._reload_requested.is_set():
             return
         self._reload_requested.clear()
-        self._gallery_version = file_version(self.runtime.config.model.gallery)  # this version is being tried
+        self._reload_from_watch = False
+        self._gallery_version = gallery_files_version(self.runtime.config.model.gallery)  # this version is being tried
         if ready:
             self.notifier.reloading()
         t = self._t()
@@ -330,7 +367,7 @@ class Gate:
                 raise EdgefaceError("this gate has nothing to reload from (no config file)")
             new = self.reload_fn()
             if ready:
-                new.pipeline.warm_up()
+                new.recognizer.warm_up()
         except Exception as exc:
             self._emit("reload_failed", t, detail=f"kept the running config: {type(exc).__name__}: {exc}")
         else:
@@ -346,10 +383,26 @@ class Gate:
         if self.reload_fn is None or now - self._gallery_checked < GALLERY_CHECK_S:
             return
         self._gallery_checked = now
-        version = file_version(_gallery_path(self.runtime))
+        version = gallery_files_version(_gallery_path(self.runtime))
         if version is not None and version != self._gallery_version:
+            only_revocations = self._gallery_version is not None and version[0] == self._gallery_version[0]
             self._gallery_version = version
-            self.request_reload()
+            if only_revocations and self.gallery_loader is not None:
+                self._reload_gallery()
+            else:
+                self._reload_from_watch = True
+                self.request_reload()
+
+    def _reload_gallery(self) -> None:
+        """A local revocation on a signed door: the same signed file, verified again, minus the revocations, live
+        through :meth:`Runtime.with_gallery` (no model reload: a removal must take effect at once)."""
+        try:
+            new = self.runtime.with_gallery(self.gallery_loader(self.runtime))
+        except Exception as exc:
+            self._emit("reload_failed", self._t(), detail=f"kept the running gallery: {type(exc).__name__}: {exc}")
+            return
+        self._apply(new)
+        self._emit("reloaded", self._t(), detail=f"local revocations: {new.describe()}")
 
     def _apply(self, new: Runtime) -> None:
         old = self.runtime.config
@@ -360,10 +413,13 @@ class Gate:
             if changed:
                 log.warning("[%s] changed: it takes effect at the next restart", section)
         self.runtime = new
-        self.policy.retune(new.params)
+        self.policy.retune(new.params, new.matcher, new.recognizer.scorer)
 
     # -- watchdog and status ----------------------------------------------------------------------------
     def _heartbeat(self) -> None:
+        if self.freshness is not None:
+            for kind, detail in self.freshness.tick(self.runtime.gallery.version):
+                self._emit(kind, self._t(), detail=detail)
         now = self.clock()
         interval = self.notifier.watchdog_interval_s
         if interval and self._last_progress is not None:
@@ -392,7 +448,9 @@ class Gate:
             x for x in (last.kind, last.person, None if last.score is None else f"{last.score:.3f}") if x)
         lost = " camera lost;" if getattr(self.camera, "lost", False) else ""
         locked = " LOCKED OUT;" if self.policy.locked_out else ""
-        return f"{self.fps():.1f} fps;{lost}{locked} {len(self.runtime.gallery)} enrolled; last: {what}"
+        stale = self.freshness.describe() if self.freshness is not None else ""
+        stale = f" {stale};" if stale else ""
+        return f"{self.fps():.1f} fps;{lost}{locked}{stale} {len(self.runtime.gallery)} enrolled; last: {what}"
 
     # -- events -----------------------------------------------------------------------------------------
     def _t(self, t: float | None = None) -> float:
@@ -431,10 +489,11 @@ class Gate:
             # the replay is over, nothing failed: let the last real pulse finish on the MockPin
             self._wait_relay_idle(self.runtime.config.relay.pulse_s + 1.0)
         self.relay.off()
+        self._settle_unlocks(force=True)  # a pulse the stop cut short is reported with its real length
         self.notifier.stopping()
         for d in self.policy.end(self._now) + (self.access.end(self._now, self.runtime) if self.access else []):
             self._emit(d.kind, self._t(d.t), person_id=d.person_id, person=d.person, score=d.score, detail=d.detail,
-                       candidates=d.candidates)
+                       candidates=d.candidates, rule=d.rule)
         self._emit("stopping", self._t(), detail=self._stop_reason or "exiting")
         self.summary.report(self.json_out, self.log_out or sys.stderr)  # the last line of the run
         for closer in (self.camera.close, self.relay.close, self.audit.close, getattr(self.access, "close", None)):
@@ -470,3 +529,12 @@ class Gate:
                 signal.signal(sig, handler)
 
         return restore
+
+
+def _sighting(result: FrameResult) -> Sighting | None:
+    """What the policy needs of one frame's observation."""
+    if result.face is None:
+        return None
+    if not result.usable:
+        return Sighting(tuple(float(v) for v in result.face.box), rejected=",".join(result.reasons) or "rejected")
+    return Sighting(tuple(float(v) for v in result.face.box), result.embedding, quality_weight(result.report))

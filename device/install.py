@@ -29,6 +29,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
@@ -54,6 +55,16 @@ STATE_DIR = "/var/lib/edgeface"
 #: groups that own /dev/gpiochip* and /dev/video* on Raspberry Pi OS (and gpio on a Jetson after Jetson.GPIO setup)
 DEVICE_GROUPS = ("gpio", "video")
 _USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,30}$")
+
+
+def refusal(unit: str, problems: list[str], width: int = 100) -> str:
+    """The sandbox refusal as a person reads it: one problem per item, then the fix, wrapped to ``width``."""
+    def wrap(text: str, first: str, rest: str) -> str:
+        return textwrap.fill(text, width, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False,
+                             break_long_words=False)
+
+    items = [wrap(p, "  - ", "    ") for p in problems]
+    return "\n".join([f"{unit} could not start as installed:", *items, wrap("Fix: " + SANDBOX_FIX, "", "  ")])
 
 
 class InstallError(EdgefaceError):
@@ -208,9 +219,7 @@ class Plan:
     def steps(self) -> list[Step]:
         problems, fatal = self.sandbox_problems()
         if fatal or (problems and not self.relax_sandbox):
-            lines = fatal + [p.message() for p in problems]
-            fix = (" Fix: " + SANDBOX_FIX) if problems or fatal else ""
-            raise InstallError(f"{self.unit_name} could not start as installed: " + "; ".join(lines) + "." + fix)
+            raise InstallError(refusal(self.unit_name, fatal + [p.message() for p in problems]))
         steps: list[Step] = []
         steps += self._group_steps()
         steps += self._user_steps()

@@ -1,65 +1,73 @@
-"""The decision policy: when does a stream of per-frame matches open the door?
+"""The decision policy: when does a stream of faces open the door? On the whole appearance, not the frame.
 
-Pure logic on an injected clock (the caller passes ``t``, seconds on a monotonic clock), so it runs the same
-in the daemon, in ``--simulate`` on video time and in unit tests with a fake clock. Nothing here touches the
-relay; :meth:`Policy.observe` returns :class:`Decision` records and the gate acts on them.
+Pure logic on an injected clock (the caller passes ``t``, seconds on a monotonic clock), so it runs the same in
+the daemon, in ``--simulate`` on video time and in unit tests with a fake clock. Nothing here touches the relay;
+:meth:`Policy.observe` returns :class:`Decision` records and the gate acts on them. Every number it compares a
+score with comes from :class:`edgeface.thresholds.Thresholds` (the bundle's calibration, in its scorer's units).
 
-Rules (defaults from ``[policy]``):
+* **Tracks.** The largest face of each frame is followed from frame to frame: it is the same track while it keeps
+  appearing (no gap longer than ``face_gap_s``), stays near where it was (its centre moves less than its own size
+  between usable frames) and keeps looking like itself (a usable frame scores at least the ``same_face``
+  threshold against the track's fused face). Anything else starts a new track: a new visit, another person
+  stepping in, a photo swapped in front of the camera.
+* **Fused evidence.** The unit embeddings of the track's last ``n`` usable frames are averaged, weighted by their
+  quality (:func:`quality_weight`), and that one fused face is matched against the gallery. The door opens for
+  person P when, after at least ``k`` usable frames, the fused face scores at least the door's threshold for P
+  and P is not ambiguous: the second-best person must be at least ``margin_decades`` decades of FAR less likely
+  (:meth:`Thresholds.ambiguous`). One good frame never opens it; one bad frame no longer keeps anyone out.
+* **Attempts.** A track that has had a usable face and has not been granted is one failed attempt, whatever its
+  length: counted once, when its first ``n`` usable frames did not open the door, or when it ends before that.
+  It is reported as ``unknown`` (or ``denied`` ambiguous) with who came closest. A failed face that matches a
+  failed attempt within ``lockout_window_s`` at the door's own threshold is reported but not counted again: a
+  visitor stepping in and out is one attempt, a new face is another.
+* **Lockout.** ``lockout_unknown`` counted attempts (distinct faces) within ``lockout_window_s`` start a lockout
+  of ``lockout_s`` (renewed when as many new attempts come within a window again). During it nobody is refused
+  outright, but a grant needs the stricter ``strict`` threshold (FAR 10x lower). So a burst of strangers or
+  swapped photos gets at most ``lockout_unknown`` tries per window at the door's FAR and the rest at a tenth of
+  it, while an employee arriving meanwhile is still let in when their face is clear.
+* **Cooldown.** After an unlock, the same person is ``denied`` (``cooldown``) for ``cooldown_s``.
+* **Rules named.** Each decision says which rule acted (``rule``): ``door``, ``strict`` (a grant during a
+  lockout), ``threshold`` (not similar enough), ``ambiguous``, ``lockout``, ``cooldown``, ``attempts`` (the
+  lockout started), ``quality`` (no usable face).
 
-* **k of n.** A frame's match counts for person P only if its score is at or above the threshold *and* its
-  margin to the second-best person is at least ``min_margin``. The door opens for P when P counts in ``k`` of
-  the last ``n`` processed face frames (default 3 of 5). One good frame never opens it.
-* **Appearance.** A run of face frames with no gap longer than ``face_gap_s`` is one appearance. The window is
-  reset when an appearance ends, so frames of two different visits never add up. A person is decided at most
-  once per appearance; an appearance that ends with face frames but no decision yields ``no_decision`` (a miss
-  is always logged, never silent).
-* **Failed attempts.** A full window of ``n`` frames without an unlock is one failed attempt: ``unknown`` (most
-  frames below the threshold) or ``denied`` with ``detail="ambiguous"`` (above the threshold but too close to a
-  second person). The window then starts afresh, so a stranger standing still is one attempt per ``n`` frames.
-* **Lockout.** ``lockout_unknown`` failed attempts within ``lockout_window_s`` lock recognition out for
-  ``lockout_s``: during it a recognised person is ``denied`` (``detail="lockout"``), never granted. This bounds
-  how fast someone can try photos or faces. When embeddings are passed, a failed window whose mean face is
-  the same (cosine >= threshold) as the previous failed window's is logged but not counted again: a stranger
-  waiting at the door is one attempt, a new face (a swapped photo) is another.
-* **Cooldown.** After an unlock, the same person is ``denied`` (``detail="cooldown"``) for ``cooldown_s``.
-* **Explained.** ``unknown``, ``denied`` ambiguous and ``no_decision`` name nobody, so they carry
-  ``candidates``: the best and second-best gallery persons of the window (or the appearance) with the best
-  score each reached (:mod:`edgeface.device.candidates`). With nobody enrolled there are none, and the detail
-  says ``nobody is enrolled``.
-
-Memory is bounded whatever arrives: the window is a deque of ``n``, the failure history a deque of at most
-``lockout_unknown``, the per-appearance and per-person maps are pruned (cooldowns expire) and capped at
-:data:`MAX_TRACKED`.
+Memory is bounded whatever arrives: a track holds ``n`` frames, the failure history at most ``lockout_unknown``
+faces, cooldowns expire and every per-person map is capped at :data:`MAX_TRACKED`.
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgeface.match import Match
+from edgeface.thresholds import STRICT_FACTOR
+
 from .candidates import TopCandidates
 
-#: hard cap on per-person bookkeeping (cooldowns, decided-this-appearance), whatever the gallery size
+#: hard cap on per-person bookkeeping (cooldowns), whatever the gallery size
 MAX_TRACKED = 4096
-#: distinct quality-gate reasons remembered per appearance (the codes are few; free-text ones are capped)
+#: distinct quality-gate reasons remembered per track (the codes are few; free-text ones are capped)
 MAX_REASONS = 16
 
 
 @dataclass(frozen=True)
 class PolicyParams:
-    """The policy's numbers; :meth:`from_config` builds them from ``[policy]`` plus the resolved threshold."""
+    """The policy's numbers: ``[policy]`` plus the resolved :class:`edgeface.thresholds.Thresholds`."""
 
-    threshold: float
+    thresholds: object  # edgeface.thresholds.Thresholds
     k: int = 3
     n: int = 5
-    min_margin: float = 0.05
     cooldown_s: float = 10.0
     lockout_unknown: int = 10
     lockout_window_s: float = 30.0
     lockout_s: float = 60.0
     face_gap_s: float = 1.5
+    weighted: bool = True
+    #: after a track's failed attempt, a grant needs the stricter threshold (a near-threshold face that stays at
+    #: the door must not get a new lottery ticket with every frame)
+    second_chance_strict: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.k <= self.n:
@@ -68,16 +76,27 @@ class PolicyParams:
             raise ValueError("lockout_unknown must be at least 1")
 
     @classmethod
-    def from_config(cls, policy, threshold: float) -> "PolicyParams":
-        return cls(threshold=float(threshold), k=policy.k, n=policy.n, min_margin=policy.min_margin,
-                   cooldown_s=policy.cooldown_s, lockout_unknown=policy.lockout_unknown,
-                   lockout_window_s=policy.lockout_window_s, lockout_s=policy.lockout_s, face_gap_s=policy.face_gap_s)
+    def from_config(cls, policy, thresholds) -> "PolicyParams":
+        return cls(thresholds=thresholds, k=policy.k, n=policy.n, cooldown_s=policy.cooldown_s,
+                   lockout_unknown=policy.lockout_unknown, lockout_window_s=policy.lockout_window_s,
+                   lockout_s=policy.lockout_s, face_gap_s=policy.face_gap_s)
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """What one processed frame showed: the chosen face's ``box`` (x, y, w, h; None: no face), its unit
+    ``embedding`` when usable, its quality ``weight``, or why the quality gate ``rejected`` it."""
+
+    box: tuple[float, float, float, float] | None = None
+    embedding: np.ndarray | None = None
+    weight: float = 1.0
+    rejected: str | None = None
 
 
 @dataclass(frozen=True)
 class Decision:
     """What the policy concluded at time ``t``. ``kind`` is one of granted, denied, unknown, lockout,
-    no_decision; only ``granted`` opens the door."""
+    no_decision; only ``granted`` opens the door. ``rule`` names the rule that acted."""
 
     kind: str
     t: float
@@ -88,215 +107,261 @@ class Decision:
     detail: str | None = None
     #: who came closest (best first, at most two): ``({"person_id", "person", "score"}, ...)``
     candidates: tuple[dict, ...] | None = None
+    rule: str | None = None
 
 
-@dataclass(frozen=True)
-class _Entry:
-    person_id: str | None  # None: not accepted (unknown or ambiguous)
-    name: str | None
-    score: float
-    margin: float
-    ambiguous: bool
-    embedding: np.ndarray | None = None
-    #: the raw gallery answer whether accepted or not: best and second-best person
-    best: tuple[str | None, str | None, float | None] = (None, None, None)
-    second: tuple[str | None, str | None, float | None] = (None, None, None)
+def quality_weight(report) -> float:
+    """A usable frame's weight in the fused face: its sharpness relative to a clearly sharp crop, between 0.25 and
+    1 (a blurred frame still counts, less). ``report``: the frame's :class:`edgeface.quality.QualityReport`."""
+    sharp = (getattr(report, "measures", None) or {}).get("sharpness")
+    if sharp is None:
+        return 1.0
+    return float(min(1.0, max(0.25, sharp / 200.0)))
+
+
+@dataclass
+class _Track:
+    start: float
+    last_t: float
+    box: tuple | None = None
+    frames: deque = field(default_factory=deque)  # (embedding, weight) of the last n usable frames
+    usable: int = 0
+    granted: bool = False
+    counted: bool = False  # its failure is counted (or it was reported and not counted)
+    reported: bool = False  # a failure event went out
+    lockout_reported: bool = False
+    ambiguous: bool = False
+    best: Match | None = None  # the best fused match it reached
+    rejected: Counter = field(default_factory=Counter)
+    candidates: TopCandidates = field(default_factory=TopCandidates)
+
+    def fused(self, weighted: bool) -> np.ndarray | None:
+        if not self.frames:
+            return None
+        e = np.stack([f[0] for f in self.frames])
+        w = np.array([f[1] if weighted else 1.0 for f in self.frames], np.float32)
+        m = (w[:, None] * e).sum(axis=0)
+        norm = float(np.linalg.norm(m))
+        return m / norm if norm > 1e-6 else None
 
 
 class Policy:
-    """Feed it one observation per processed frame with :meth:`observe`; act on the decisions it returns."""
+    """Feed it one :class:`Sighting` per processed frame with :meth:`observe`; act on the decisions it returns.
+    ``matcher`` is the gallery's :class:`edgeface.match.Matcher` (None: nobody enrolled); ``scorer`` the model's
+    (to tell whether two faces are the same one)."""
 
-    def __init__(self, params: PolicyParams) -> None:
+    def __init__(self, params: PolicyParams, matcher=None, scorer=None) -> None:
+        from edgeface.scorer import COSINE
+
         self.params = params
-        self._window: deque[_Entry] = deque(maxlen=params.n)
-        self._failures: deque[float] = deque(maxlen=params.lockout_unknown)
+        self.matcher = matcher
+        self.scorer = scorer or COSINE
+        self.track: _Track | None = None
+        self._failures: deque = deque(maxlen=params.lockout_unknown)  # times of the counted attempts
+        self._failed_faces: deque = deque(maxlen=4 * params.lockout_unknown)  # (t, face) of recent failed faces
         self._last_unlock: dict[str, float] = {}
-        self._decided: set[str] = set()  # persons decided in the current appearance
-        self._last_face_t: float | None = None
-        self._appearance_frames = 0
-        self._appearance_decisions = 0
-        self._appearance_best: _Entry | None = None
-        self._rejected: Counter[str] = Counter()  # quality-gate reasons in the current appearance
-        self._appearance_candidates = TopCandidates()
-        self._appearance_unmatched = 0  # usable face frames with no gallery candidate (nobody enrolled)
-        self._last_failed_face: np.ndarray | None = None  # mean direction of the last failed window
         self.locked_until: float | None = None
 
     # -- public ---------------------------------------------------------------------------------------
-    def observe(self, t: float, face: bool, person_id: str | None = None, person: str | None = None,
-                score: float | None = None, margin: float | None = None,
-                rejected: str | None = None, embedding: np.ndarray | None = None,
-                second: tuple[str | None, str | None, float | None] | None = None) -> list[Decision]:
-        """One processed frame at time ``t``. ``face`` is False when no face was seen. A face the quality gate
-        refused is ``face=True`` with ``rejected`` naming why: it keeps the appearance going and is reported if
-        the appearance ends undecided, but never counts for anyone. Otherwise ``person_id``/``score``/``margin``
-        describe the best gallery match (``person_id`` None when the gallery is empty); ``embedding`` (the
-        face's unit vector, optional) lets a failed attempt by the same face as the previous one not count twice
-        towards the lockout. ``second`` is the second-best person as (person_id, name, score), for the
-        candidates of events that name nobody."""
+    def observe(self, t: float, sighting: Sighting | None) -> list[Decision]:
+        """One processed frame at time ``t``; ``sighting`` None (or without a box) when no face was seen."""
         out: list[Decision] = []
         self._expire(t)
-        if self._last_face_t is not None and t - self._last_face_t > self.params.face_gap_s:
-            out.extend(self._end_appearance(t))
-        if not face:
+        tr = self.track
+        if tr is not None and t - tr.last_t > self.params.face_gap_s:
+            out += self._end_track(t)
+            tr = None
+        if sighting is None or sighting.box is None:
             return out
-        self._last_face_t = t
-        if rejected is not None:
-            if rejected in self._rejected or len(self._rejected) < MAX_REASONS:
-                self._rejected[rejected] += 1
+        if tr is not None and self._moved(tr, sighting.box):
+            out += self._end_track(t)
+            tr = None
+        if tr is None:
+            tr = self.track = _Track(start=t, last_t=t)
+        tr.last_t, tr.box = t, sighting.box
+        if sighting.embedding is None:
+            reason = sighting.rejected or "rejected"
+            if reason in tr.rejected or len(tr.rejected) < MAX_REASONS:
+                tr.rejected[reason] += 1
             return out
-        self._appearance_frames += 1
-        entry = self._entry(person_id, person, score, margin, embedding, second)
-        if person_id is None:
-            self._appearance_unmatched += 1
-        for pid, name, value in (entry.best, entry.second):
-            self._appearance_candidates.add(pid, name, value)
-        if entry.person_id is not None and entry.person_id in self._decided:
-            return out  # already granted/denied this appearance: their further frames change nothing
-        if self._appearance_best is None or entry.score > self._appearance_best.score:
-            self._appearance_best = entry
-        self._window.append(entry)
-        if entry.person_id is not None:
-            hits = [e for e in self._window if e.person_id == entry.person_id]
-            if len(hits) >= self.params.k:
-                out.append(self._decide_person(t, entry, hits))
-                return out
-        if len(self._window) == self.params.n:
-            out.extend(self._fail(t))
+        emb = np.asarray(sighting.embedding, np.float32)
+        if tr.frames and self._other_face(tr, emb):
+            out += self._end_track(t)
+            tr = self.track = _Track(start=t, last_t=t, box=sighting.box)
+        tr.frames.append((emb, float(sighting.weight)))
+        while len(tr.frames) > self.params.n:
+            tr.frames.popleft()
+        tr.usable += 1
+        if tr.granted or tr.usable < self.params.k:
+            return out
+        out += self._evaluate(t, tr)
         return out
 
     def end(self, t: float) -> list[Decision]:
-        """The input ended (end of a video, shutdown): close the current appearance."""
-        return self._end_appearance(t)
+        """The input ended (end of a video, shutdown): close the current track."""
+        return self._end_track(t)
 
-    def retune(self, params: PolicyParams) -> None:
-        """New numbers (a SIGHUP reload) without forgetting cooldowns, a running lockout or recent failures:
-        reloading the config must not be a way to clear a lockout."""
+    def retune(self, params: PolicyParams, matcher=None, scorer=None) -> None:
+        """New numbers or a new gallery (a reload, a fleet install) without forgetting cooldowns, a running
+        lockout or recent failures: reloading must not be a way to clear a lockout."""
         self.params = params
-        self._window = deque(self._window, maxlen=params.n)
+        self.matcher = matcher
+        if scorer is not None:
+            self.scorer = scorer
         self._failures = deque(self._failures, maxlen=params.lockout_unknown)
+        self._failed_faces = deque(self._failed_faces, maxlen=4 * params.lockout_unknown)
+
+    def fused(self) -> tuple[np.ndarray | None, int]:
+        """The current track's fused face and how many usable frames it has (1:1 access verifies against it)."""
+        tr = self.track
+        if tr is None:
+            return None, 0
+        return tr.fused(self.params.weighted), tr.usable
 
     @property
     def locked_out(self) -> bool:
         return self.locked_until is not None
 
     def tracked(self) -> int:
-        """How many items the policy holds (for the bounded-memory check): window, failures, persons."""
-        return (len(self._window) + len(self._failures) + len(self._last_unlock) + len(self._decided)
-                + len(self._rejected))
+        """How many items the policy holds (for the bounded-memory check)."""
+        tr = self.track
+        return (len(self._failures) + len(self._failed_faces) + len(self._last_unlock)
+                + (0 if tr is None else len(tr.frames) + len(tr.rejected)))
 
     # -- internals ------------------------------------------------------------------------------------
-    def _entry(self, person_id, person, score, margin, embedding=None, second=None) -> _Entry:
-        p = self.params
-        best = (person_id, person, None if score is None else float(score))
-        second = tuple(second) if second is not None and second[0] is not None else (None, None, None)
-        score = float("-inf") if score is None else float(score)
-        margin = float("-inf") if margin is None else float(margin)
-        above = person_id is not None and score >= p.threshold
-        ok = above and margin >= p.min_margin
-        return _Entry(person_id if ok else None, person if ok else None, score, margin, ambiguous=above and not ok,
-                      embedding=None if embedding is None else np.asarray(embedding, np.float32),
-                      best=best, second=second)
+    def _moved(self, tr: _Track, box) -> bool:
+        """A face that jumped further than its own size is not the one the track followed."""
+        if tr.box is None:
+            return False
+        (x0, y0, w0, h0), (x1, y1, w1, h1) = tr.box, box
+        size = max(w0, h0, w1, h1, 1.0)
+        dx, dy = (x1 + w1 / 2) - (x0 + w0 / 2), (y1 + h1 / 2) - (y0 + h0 / 2)
+        return (dx * dx + dy * dy) ** 0.5 > size
+
+    def _other_face(self, tr: _Track, emb: np.ndarray) -> bool:
+        f = tr.fused(self.params.weighted)
+        if f is None:
+            return False
+        return float(self.scorer.pairs(f[None], emb[None])[0]) < self.params.thresholds.same_face
 
     def _expire(self, t: float) -> None:
+        p = self.params
         if self.locked_until is not None and t >= self.locked_until:
             self.locked_until = None
             self._failures.clear()
-        while self._failures and t - self._failures[0] > self.params.lockout_window_s:
+        while self._failures and t - self._failures[0] > p.lockout_window_s:
             self._failures.popleft()
+        while self._failed_faces and t - self._failed_faces[0][0] > p.lockout_window_s:
+            self._failed_faces.popleft()
         if self._last_unlock:
-            self._last_unlock = {k: v for k, v in self._last_unlock.items() if t - v < self.params.cooldown_s}
+            self._last_unlock = {k: v for k, v in self._last_unlock.items() if t - v < p.cooldown_s}
 
-    def _decide_person(self, t: float, entry: _Entry, hits: list[_Entry]) -> Decision:
-        pid = entry.person_id
-        self._window.clear()
-        self._appearance_decisions += 1
-        if len(self._decided) < MAX_TRACKED:
-            self._decided.add(pid)
-        score = max(e.score for e in hits)
-        margin = min(e.margin for e in hits)
-        common = dict(person_id=pid, person=entry.name, score=score, margin=margin)
-        if self.locked_until is not None:
-            return Decision("denied", t, detail="lockout", **common)
-        last = self._last_unlock.get(pid)
+    def _match(self, face: np.ndarray) -> Match | None:
+        if self.matcher is None or len(self.matcher) == 0:
+            return None
+        return self.matcher.match(face)
+
+    def _evaluate(self, t: float, tr: _Track) -> list[Decision]:
+        th = self.params.thresholds
+        face = tr.fused(self.params.weighted)
+        m = self._match(face) if face is not None else None
+        if m is not None:
+            tr.candidates.add(m.person_id, m.name, m.score)
+            tr.candidates.add(m.second_person_id, m.second_name, m.second_score)
+            if tr.best is None or m.score > tr.best.score:
+                tr.best = m
+        if m is not None and m.score >= th.door.value:
+            if th.ambiguous(m.score, m.second_score):
+                tr.ambiguous = True
+            elif self.locked_until is not None:
+                out = self._during_lockout(t, tr, face, m)
+                if out:
+                    return out
+            elif not tr.reported or not self.params.second_chance_strict:
+                return [self._grant(t, tr, m, "door")]
+            elif m.score >= th.strict:  # it already failed once: a second chance needs the stricter threshold
+                return [self._grant(t, tr, m, "strict")]
+        if tr.usable >= self.params.n and not tr.counted:
+            return self._fail(t, tr, face)
+        return []
+
+    def _during_lockout(self, t: float, tr: _Track, face: np.ndarray, m: Match) -> list[Decision]:
+        th = self.params.thresholds
+        if m.score >= th.strict:
+            return [self._grant(t, tr, m, "strict")]
+        tr.counted = True  # recognised, but held back by the lockout: not a failed attempt of its own
+        if tr.lockout_reported:
+            return []
+        tr.lockout_reported = tr.reported = True
+        why = (f"recognition is locked: a grant needs the stricter threshold {th.strict:.4f} "
+               f"(FAR {th.door_far * STRICT_FACTOR:.0e}), score {m.score:.4f}")
+        return [Decision("denied", t, m.person_id, m.name, m.score, _margin(m), f"lockout: {why}", rule="lockout")]
+
+    def _grant(self, t: float, tr: _Track, m: Match, rule: str) -> Decision:
+        tr.granted = True
+        common = dict(person_id=m.person_id, person=m.name, score=m.score, margin=_margin(m))
+        last = self._last_unlock.get(m.person_id)
         if last is not None and t - last < self.params.cooldown_s:
-            return Decision("denied", t, detail="cooldown", **common)
+            return Decision("denied", t, detail="cooldown", rule="cooldown", **common)
         if len(self._last_unlock) >= MAX_TRACKED:  # cannot remember another cooldown: refuse rather than forget
-            return Decision("denied", t, detail="too many recent unlocks", **common)
-        self._last_unlock[pid] = t
-        return Decision("granted", t, **common)
+            return Decision("denied", t, detail="too many recent unlocks", rule="cooldown", **common)
+        self._last_unlock[m.person_id] = t
+        detail = None if rule == "door" else ("during a lockout, at the stricter threshold" if self.locked_until
+                                              is not None else "after a failed attempt, at the stricter threshold")
+        return Decision("granted", t, detail=detail, rule=rule, **common)
 
-    def _fail(self, t: float) -> list[Decision]:
-        window = list(self._window)
-        self._window.clear()
-        self._appearance_decisions += 1
-        best = max(window, key=lambda e: e.score)
-        ambiguous = sum(e.ambiguous for e in window)
-        accepted = Counter(e.person_id for e in window if e.person_id is not None)
-        if ambiguous * 2 > len(window):
-            detail, kind = "ambiguous", "denied"
-        elif accepted:
-            detail, kind = "inconsistent", "unknown"  # accepted frames, but no one person in k of n
-        elif all(e.best[0] is None for e in window):
-            detail, kind = "nobody is enrolled", "unknown"
+    def _fail(self, t: float, tr: _Track, face: np.ndarray | None) -> list[Decision]:
+        """One failed attempt for this track (counted at most once)."""
+        tr.counted = tr.reported = True
+        b = tr.best
+        th = self.params.thresholds
+        if tr.ambiguous:
+            kind, rule, detail = "denied", "ambiguous", "ambiguous"
+        elif self.matcher is None or len(self.matcher) == 0:
+            kind, rule, detail = "unknown", "threshold", "nobody is enrolled"
         else:
-            detail, kind = None, "unknown"
-        face = _mean_direction([e.embedding for e in window])
-        repeat = (face is not None and self._last_failed_face is not None
-                  and float(face @ self._last_failed_face) >= self.params.threshold)
-        if face is not None:
-            self._last_failed_face = face
+            kind, rule, detail = "unknown", "threshold", None
+        if tr.usable < self.params.n:
+            detail = _join(detail, f"appearance ended after {tr.usable} usable frame(s)")
+        repeat = face is not None and any(float(self.scorer.pairs(face[None], f[None])[0]) >= th.door.value
+                                          for _, f in self._failed_faces)
         if repeat:
-            detail = ((detail + "; ") if detail else "") + "same face as the previous attempt (not counted again)"
-        out = [Decision(kind, t, score=best.score if best.score != float("-inf") else None,
-                        margin=best.margin if best.margin != float("-inf") else None, detail=detail,
-                        candidates=_candidates(window))]
-        if self.locked_until is None and not repeat:
-            self._failures.append(t)
-            if len(self._failures) >= self.params.lockout_unknown:
-                self.locked_until = t + self.params.lockout_s
-                out.append(Decision("lockout", t, detail=f"{len(self._failures)} failed attempts within "
-                                    f"{self.params.lockout_window_s:g} s: recognition locked for {self.params.lockout_s:g} s"))
+            detail = _join(detail, "same face as an earlier attempt (not counted again)")
+        out = [Decision(kind, t, score=None if b is None else b.score, margin=None if b is None else _margin(b),
+                        detail=detail, candidates=tr.candidates.as_list(), rule=rule)]
+        if face is None or repeat:
+            return out
+        self._failures.append(t)
+        self._failed_faces.append((t, face))
+        if len(self._failures) >= self.params.lockout_unknown:
+            started, count = self.locked_until is None, len(self._failures)
+            self._failures.clear()  # used up: renewing the lockout takes as many new failures again
+            self.locked_until = t + self.params.lockout_s
+            if started:
+                out.append(Decision("lockout", t, rule="attempts", detail=(
+                    f"{count} failed attempts by different faces within {self.params.lockout_window_s:g} "
+                    f"s: for {self.params.lockout_s:g} s a grant needs the stricter threshold {th.strict:.4f} "
+                    f"(FAR {th.door_far * STRICT_FACTOR:.0e})")))
         return out
 
-    def _end_appearance(self, t: float) -> list[Decision]:
-        out: list[Decision] = []
-        if (self._appearance_frames or self._rejected) and not self._appearance_decisions:
-            b = self._appearance_best
-            if self._appearance_frames and self._appearance_unmatched == self._appearance_frames:
-                detail = f"nobody is enrolled: {self._appearance_frames} face frame(s) without a decision"
-            else:
-                detail = f"appearance ended after {self._appearance_frames} matched face frame(s) without a decision"
-            if self._rejected:
-                detail += "; refused by the quality gate: " + ", ".join(
-                    f"{reason} x{count}" for reason, count in self._rejected.most_common())
-            out.append(Decision("no_decision", t, score=None if b is None or b.score == float("-inf") else b.score,
-                                detail=detail, candidates=self._appearance_candidates.as_list()))
-        self._rejected.clear()
-        self._appearance_candidates.clear()
-        self._appearance_unmatched = 0
-        self._window.clear()
-        self._decided.clear()
-        self._appearance_frames = 0
-        self._appearance_decisions = 0
-        self._appearance_best = None
-        self._last_face_t = None
-        return out
+    def _end_track(self, t: float) -> list[Decision]:
+        tr, self.track = self.track, None
+        if tr is None:
+            return []
+        if tr.granted or tr.reported:
+            return []
+        if tr.usable:
+            return self._fail(t, tr, tr.fused(self.params.weighted))
+        if not tr.rejected:
+            return []
+        detail = "no usable face; refused by the quality gate: " + ", ".join(
+            f"{reason} x{count}" for reason, count in tr.rejected.most_common())
+        return [Decision("no_decision", t, detail=detail, candidates=(), rule="quality")]
 
 
-def _candidates(window: list[_Entry]) -> tuple[dict, ...]:
-    top = TopCandidates()
-    for e in window:
-        for pid, name, value in (e.best, e.second):
-            top.add(pid, name, value)
-    return top.as_list()
+def _margin(m: Match) -> float | None:
+    return None if m.second_score is None else float(m.score - m.second_score)
 
 
-def _mean_direction(embeddings) -> np.ndarray | None:
-    """The unit mean of the window's embeddings (None when the caller passed none)."""
-    vs = [e for e in embeddings if e is not None]
-    if not vs:
-        return None
-    m = np.mean(vs, axis=0)
-    n = float(np.linalg.norm(m))
-    return m / n if n > 1e-6 else None
+def _join(a: str | None, b: str) -> str:
+    return b if not a else f"{a}; {b}"

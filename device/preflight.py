@@ -6,11 +6,15 @@ validates is one the gate accepts. It checks, without energising anything:
 
 * the bundle loads: ``edgeface.json`` integrity sha256, every model file's size and sha256, the model key;
 * the model is not degraded (its int8 export failed the parity gate) unless ``[model] accept_degraded``;
-* a threshold exists and is valid (:func:`edgeface.thresholds.choose_threshold`);
+* the bundle is calibrated for the model key and every threshold resolves (:func:`edgeface.thresholds.resolve`);
 * the gallery loads with the model's fingerprint (and, with ``[model] gallery_public_key``, is signed with that
-  key and not older than the last accepted version);
+  key for this door's site and not older than the last accepted version; the door's local revocations,
+  ``GALLERY.revoked``, are subtracted). A ``[fleet]`` door whose local signed list is missing or unusable starts
+  with nobody enrolled (a warning says why) so that its fleet link can install the site's list: it grants nobody
+  until then;
 * the detector's model file exists (YuNet, when ``detector.model_path`` is set);
-* the relay backend and pin are valid on this platform (:mod:`edgeface.device.relay_check`).
+* every GPIO line (the relay, the ``[access]`` door inputs, feedback outputs and Wiegand reader) exists, is used
+  once, and the GPIO library it needs loads on this machine (:func:`edgeface.device.relay_check.check_gpio`).
 
 Every problem is a :class:`PreflightError`, a ``ConfigError``: the gate exits 78 (EX_CONFIG), so systemd
 does not restart it in a loop on a file that will not change by itself.
@@ -25,7 +29,7 @@ from edgeface.bundle_status import degraded_flags
 from edgeface.config import GateConfig
 from edgeface.errors import ConfigError, EdgefaceError
 from edgeface.gallery import Gallery
-from edgeface.thresholds import ThresholdChoice, choose_threshold
+from edgeface.thresholds import Thresholds, resolve
 
 
 class PreflightError(ConfigError):
@@ -37,7 +41,7 @@ class Preflight:
     config: GateConfig
     bundle: Bundle
     key: str
-    threshold: ThresholdChoice
+    thresholds: Thresholds
     gallery: Gallery
     relay: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -54,16 +58,35 @@ def preflight(cfg: GateConfig, *, threshold: float | None = None, check_relay: b
         raise PreflightError(str(exc)) from exc
 
 
-def load_gallery(cfg: GateConfig, fingerprint: str) -> Gallery:
-    """The gallery of ``cfg``; with ``[model] gallery_public_key``, only a signed one that is not older than the
-    last accepted (:func:`edgeface.device.fleet.signing.load_signed_gallery`)."""
+def load_gallery(cfg: GateConfig, fingerprint: str, embedding_size: int | None = None,
+                 warnings: list[str] | None = None) -> Gallery:
+    """The gallery of ``cfg``; with ``[model] gallery_public_key``, only one signed for this door's site that is
+    not older than the last accepted (:func:`edgeface.device.fleet.signing.load_signed`), minus the door's local
+    revocations (:mod:`edgeface.revocations`). On a ``[fleet]`` door an unusable local list gives an empty
+    gallery (version 0: any signed list replaces it) and a warning in ``warnings``."""
     if cfg.model.gallery_public_key is None:
         return Gallery.load(cfg.model.gallery, expected_fingerprint=fingerprint)
     try:
-        from .fleet.signing import load_signed_gallery
+        from .fleet.freshness import signed_scope
+        from .fleet.keys import load_public_key
+        from .fleet.signing import load_signed
     except ImportError as exc:
         raise PreflightError(f"[model] gallery_public_key needs the fleet extra (pip install 'edgeface[fleet]'): {exc}") from None
-    return load_signed_gallery(cfg.model.gallery, cfg.model.gallery_public_key, fingerprint)
+    from edgeface.gallery import GalleryError
+    from edgeface.revocations import apply, read_revocations
+
+    public_key = load_public_key(cfg.model.gallery_public_key)  # a missing or bad key is a config error (78)
+    site, door = signed_scope(cfg)
+    try:
+        gallery, _ = load_signed(cfg.model.gallery, public_key, fingerprint, site=site, door=door)
+        return apply(gallery, read_revocations(cfg.model.gallery))
+    except GalleryError as exc:
+        if cfg.fleet is None or embedding_size is None:
+            raise
+        if warnings is not None:
+            warnings.append(f"the local signed gallery cannot be used ({exc}): starting with NOBODY enrolled until "
+                            f"the fleet link installs {site}'s signed list")
+        return Gallery.new(fingerprint, embedding_size)
 
 
 def _preflight(cfg: GateConfig, threshold: float | None, check_relay: bool, simulated: bool) -> Preflight:
@@ -78,13 +101,10 @@ def _preflight(cfg: GateConfig, threshold: float | None, check_relay: bool, simu
                              "to run it anyway")
     if flags:
         warnings.append(f"running DEGRADED model {key} (accepted by [model] accept_degraded): {'; '.join(flags)}")
-    configured = threshold if threshold is not None else cfg.policy.threshold
-    choice = choose_threshold(bundle, key, configured, accept_lower=cfg.policy.accept_lower_threshold,
-                              what="--threshold" if threshold is not None else "policy.threshold",
-                              refuse_lower=not (simulated and threshold is not None))
-    if choice.warning:
-        warnings.append(choice.warning)
-    gallery = load_gallery(cfg, bundle.fingerprint(key))
+    thresholds = resolve(bundle, key, cfg.policy, cfg.access, override=threshold, simulated=simulated)
+    if thresholds.door.warning:
+        warnings.append(thresholds.door.warning)
+    gallery = load_gallery(cfg, bundle.fingerprint(key), bundle.meta.embedding_size, warnings)
     if len(gallery) == 0:
         warnings.append(f"gallery {cfg.model.gallery} enrolls nobody: the door will not open for anyone")
     det = cfg.detector
@@ -92,7 +112,7 @@ def _preflight(cfg: GateConfig, threshold: float | None, check_relay: bool, simu
         raise PreflightError(f"detector.model_path {det.model_path}: no such file")
     relay = None
     if check_relay:
-        from .relay_check import check_relay_config
+        from .relay_check import check_gpio
 
-        relay = check_relay_config(cfg.relay)
-    return Preflight(cfg, bundle, key, choice, gallery, relay, warnings)
+        relay = check_gpio(cfg, warnings=warnings)
+    return Preflight(cfg, bundle, key, thresholds, gallery, relay, warnings)

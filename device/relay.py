@@ -172,6 +172,14 @@ class Relay:
                     self._cond.wait(remaining)
 
 
+def simulated_pins():
+    """gpiozero's MockFactory: the simulated board of the ``mock`` backend (the relay and every ``[access]`` line
+    of one gate share one)."""
+    from gpiozero.pins.mock import MockFactory
+
+    return MockFactory()
+
+
 def open_relay(cfg, pin_factory=None) -> Relay:
     """Build the relay an :class:`edgeface.config.RelayConfig` describes, driven off.
 
@@ -183,9 +191,7 @@ def open_relay(cfg, pin_factory=None) -> Relay:
         from .relay_gpiozero import GpiozeroDriver
 
         if cfg.backend == "mock" and pin_factory is None:
-            from gpiozero.pins.mock import MockFactory
-
-            pin_factory = MockFactory()
+            pin_factory = simulated_pins()
         driver = GpiozeroDriver(cfg.pin, active_high=cfg.active_high, pin_factory=pin_factory)
     elif cfg.backend == "jetson":
         from .relay_jetson import JetsonDriver

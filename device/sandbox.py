@@ -36,7 +36,8 @@ READ_ONLY = {"strict": ("/",), "full": ("/usr", "/boot", "/efi", "/etc"), "true"
 _DIRECTORY_ROOTS = {"StateDirectory": "/var/lib", "LogsDirectory": "/var/log", "RuntimeDirectory": "/run",
                     "CacheDirectory": "/var/cache"}
 FIX = ("install edgeface where a service can see it, e.g. `sudo /usr/bin/python3 -m venv --system-site-packages "
-       "/opt/edgeface/venv && sudo /opt/edgeface/venv/bin/pip install 'edgeface[device]'`, then run "
+       "/opt/edgeface/venv && sudo /opt/edgeface/venv/bin/pip install 'edgeface-VERSION-py3-none-any.whl[device]'` "
+       "(the wheel scripts/build-wheel.sh builds; docs/deployment.md, \"Install on the door from a wheel\"), then run "
        "`sudo /opt/edgeface/venv/bin/edgeface install-service`; or let install-service lift the setting in a "
        "drop-in with --relax-sandbox")
 PROBE = ("import importlib.util, json, os, sys; s = importlib.util.find_spec('edgeface'); "

@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TextIO
 
 from edgeface.config import CameraConfig, GateConfig, ModelConfig, load_config
 
-from .camera import EndOfStream, open_camera
+from .camera import EndOfStream
 from .gate import Gate
-from .pipeline import limit_threads, load_runtime
-from .relay import open_relay
 
 
 class Replay:
@@ -69,30 +66,15 @@ def simulation_config(source: str | Path, bundle: str | Path | None = None, gall
     })
 
 
-def build_simulation(cfg: GateConfig, *, threshold: float | None = None, realtime: bool = False,
-                     json_out: TextIO | None = sys.stdout, log_out: TextIO | None = None, pin_factory=None,
-                     detector=None, audit=None, credentials=None, wall_start=None) -> Gate:
-    """``credentials`` (.jsonl) feeds badge/PIN claims on video time; ``wall_start`` (aware datetime, from
-    ``--clock``) is the simulated wall clock at video time 0 (default: now), for schedules."""
-    from .access.decide import build_access, simulated_wall
-
-    relay = open_relay(cfg.relay, pin_factory=pin_factory)
-    try:
-        limit_threads(cfg.model.threads)
-        runtime = load_runtime(cfg, detector=detector, threshold=threshold, simulated=True)
-        wall = simulated_wall(wall_start) if wall_start is not None else None
-        access = build_access(cfg, relay, credentials=credentials, wall=wall, hardware=False)
-        gate = Gate(runtime, None, relay, audit=audit, json_out=json_out, log_out=log_out, simulated=not realtime,
-                    finish_pulse_at_end=True, access=access)
-        gate.camera = Replay(open_camera(cfg.camera.source, cfg.camera, realtime=realtime))
-        return gate
-    except BaseException:
-        relay.close()
-        raise
-
-
 def run_simulation(cfg: GateConfig, **kw) -> Gate:
-    """Run to the end of the recording; returns the finished gate (events, stats, ``relay.pin`` states)."""
-    gate = build_simulation(cfg, **kw)
+    """Run to the end of the recording; returns the finished gate (events, stats, ``relay.pin`` states). The
+    gate is assembled by :func:`edgeface.device.daemon.build_gate`, the daemon's own assembler. ``json_out``
+    defaults to stdout; ``credentials`` (.jsonl) feeds badge/PIN claims on video time; ``wall_start`` (aware
+    datetime, from ``--clock``) is the simulated wall clock at video time 0 (default: now), for schedules."""
+    from .daemon import build_gate
+
+    kw.setdefault("json_out", sys.stdout)
+    kw.setdefault("log_out", None)
+    gate = build_gate(cfg, simulated=True, **kw)
     gate.exit_code = gate.run()
     return gate

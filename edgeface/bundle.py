@@ -111,13 +111,17 @@ class ModelFile(Strict):
 class Threshold(Strict):
     value: float = Field(ge=-1.0, le=1.0, allow_inf_nan=False,
                          description="cosine similarity at or above which a match is accepted")
-    far: float = Field(description="target false-accept rate it was calibrated for")
+    far: float = Field(gt=0, lt=1, allow_inf_nan=False, description="target false-accept rate it was calibrated for")
     tar: float | None = Field(None, description="expected true-accept rate at that threshold")
     fnir: float | None = Field(None, description="expected one-shot false-negative identification rate")
     data: str | None = Field(None, description="what it was calibrated on")
     calibrated_at: str | None = None
     points: list[tuple[float, float]] | None = Field(
         None, description="(threshold, measured FAR) pairs from the calibration, so the FAR of any threshold can be told")
+    impostor_pairs: int | None = Field(None, ge=1, description="impostor pairs the calibration measured (its FAR floor is 1 / this)")
+    top_impostor: float | None = Field(None, allow_inf_nan=False, description="the score only the 10 highest impostor pairs reached (a few mislabelled pairs in the data cannot move it to 1.0); above it the FAR is below 10 / impostor_pairs")
+    tail: tuple[float, float, float, float] | None = Field(None, description="the impostor tail beyond its 1e-3 quantile as a generalised Pareto fit (u, p_u, sigma, xi): FAR(s) = p_u (1 + xi (s - u) / sigma) ** (-1 / xi), for FARs the pairs cannot resolve")
+    mirror: bool | None = Field(None, description="whether its photos were embedded with their mirror images (as enrollment does)")
 
 
 class BundleMeta(Strict):
@@ -241,10 +245,13 @@ class Bundle:
             raise ModelError(f"bundle {self.root} has no model {key!r}; it has {', '.join(self.meta.models)}") from None
 
     def default_key(self, prefer: tuple[str, ...] = ("onnx_int8", "onnx_fp32", "tflite_int8", "tflite_fp32")) -> str:
-        for key in prefer:
-            if key in self.meta.models:
-                return key
-        return next(iter(self.meta.models))
+        """The model enroll, calibrate and the gate use without a key: the first of ``prefer`` that the bundle has
+        and that its export did not flag DEGRADED (``notes.parity.degraded``); a degraded model is never the
+        default (only when every model is degraded is the first one returned, and the gate then refuses it)."""
+        from .bundle_status import degraded_flags
+
+        keys = [k for k in prefer if k in self.meta.models] + [k for k in self.meta.models if k not in prefer]
+        return next((k for k in keys if not degraded_flags(self, k)), keys[0])
 
     def fingerprint(self, key: str) -> str:
         return self.model(key).sha256

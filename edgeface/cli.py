@@ -15,6 +15,7 @@ import importlib
 import logging
 import pkgutil
 import sys
+import textwrap
 from types import ModuleType
 
 from . import __version__
@@ -43,13 +44,49 @@ def discover_commands() -> list[ModuleType]:
     return [found[k] for k in sorted(found)]
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, but a description keeps its shape: blank lines separate paragraphs (each refilled
+    to the terminal's width) and indented lines (command examples) are printed as they are written."""
+
+    def _fill_text(self, text, width, indent):
+        out, para = [], []
+
+        def flush():
+            if para:
+                out.append(textwrap.fill(" ".join(para), width, initial_indent=indent, subsequent_indent=indent,
+                                         break_on_hyphens=False, break_long_words=False))
+                para.clear()
+
+        for line in text.splitlines():
+            if not line.strip():
+                flush()
+                out.append("")
+            elif line[0].isspace():
+                flush()
+                out.append(indent + line.rstrip())
+            else:
+                para.append(line.strip())
+        flush()
+        return "\n".join(out)
+
+
+class Parser(argparse.ArgumentParser):
+    """Every parser of the CLI, sub-commands' and their actions' included (add_subparsers builds its parsers with
+    the parent's class), formats its help with :class:`HelpFormatter`."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgeface", description="Face-recognition door access on edge hardware.")
+    parser = Parser(prog="edgeface", description="Face-recognition door access on edge hardware.")
     parser.add_argument("--version", action="version", version=f"edgeface {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in discover_commands():
-        p = sub.add_parser(module.NAME, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP))
+        p = sub.add_parser(module.NAME, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
+                           usage=getattr(module, "USAGE", None))
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
@@ -79,6 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edgeface: interrupted", file=sys.stderr)
         return 130
+    except ImportError as exc:  # an optional extra that is not installed: which one, in one line
+        from .extras import from_import_error
+
+        missing = from_import_error(exc, f"edgeface {args.command}")
+        if missing is None:
+            raise
+        logging.getLogger(__name__).debug("ImportError", exc_info=True)
+        print(f"edgeface: error: {missing}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `edgeface people list | head`: the reader left; nothing more to say
         _silence_stdout()
         return 141

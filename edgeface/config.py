@@ -20,7 +20,10 @@ HARD_MAX_PULSE_S = 15.0
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Every section: unknown keys refused, and no float may be infinite or NaN (``inf`` is not a number of
+    seconds or megabytes); every number also has an upper bound of its own."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ModelConfig(Section):
@@ -29,9 +32,14 @@ class ModelConfig(Section):
     threads: int = Field(1, ge=1, le=64, description="inference threads")
     providers: list[str] | None = Field(None, description="onnxruntime execution providers, e.g. ['CUDAExecutionProvider', 'CPUExecutionProvider']")
     gallery: Path = Field(description="gallery file of enrolled people (edgeface enroll)")
-    mirror: bool = Field(False, description="also embed each live face's mirror image and average (as enrollment "
-                                            "does): a little more accurate, twice the embedder time per frame")
-    gallery_public_key: Path | None = Field(None, description="Ed25519 public key (PEM): when set, only galleries signed with it (GALLERY.sig, edgeface gallery sign) and never older than the last accepted one are used")
+    mirror: bool = Field(True, description="also embed each live face's mirror image and average, as enrollment and "
+                                           "calibration do (measured: more employees let in at the same FAR); twice "
+                                           "the embedder time per frame. false: the embedder once per frame, a "
+                                           "little less accurate (the calibrated FAR still holds)")
+    gallery_public_key: Path | None = Field(None, description="Ed25519 public key (PEM): when set, only galleries signed with it for this door's site (GALLERY.sig, edgeface gallery sign / fleet publish) and never older than the last accepted one are used; local removals become revocations (GALLERY.revoked)")
+    gallery_site: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="the site a signed gallery must be signed for, on a door without [fleet] (default: [fleet] site)")
+    max_gallery_age_s: float | None = Field(None, gt=0, le=365 * 86400, allow_inf_nan=False, description="a signed gallery counts as stale this long after the desk last vouched for it (the gallery's own signature or its newest 'still current' statement, edgeface fleet refresh); default: only the signature's own expiry")
+    stale_mode: Literal["all_denied", "badge_only", "faces_denied"] = Field("all_denied", description="what a door whose signed gallery is stale (expired, older than max_gallery_age_s, or behind the site's newer version) still lets in: all_denied (nobody; the exit button still works), badge_only (grants that include a badge), faces_denied (no face alone; face and badge or PIN still)")
     accept_degraded: bool = Field(False, description="acknowledge running a model whose export failed the int8 parity gate (--allow-degraded)")
 
 
@@ -44,40 +52,46 @@ class DetectorConfig(Section):
 
 class CameraConfig(Section):
     source: str = Field(description="'picamera2', a device index ('0'), a V4L2 path (/dev/video0), a GStreamer pipeline, an rtsp:// URL, a video file or an image folder")
-    width: int = Field(640, ge=16, description="requested frame width")
-    height: int = Field(480, ge=16, description="requested frame height")
-    fps: float = Field(15.0, gt=0, description="requested camera frame rate")
-    read_timeout_s: float = Field(2.0, gt=0, description="a read that takes longer counts as a hung camera")
-    retry_initial_s: float = Field(0.5, gt=0, description="first reconnect delay after the camera is lost")
-    retry_max_s: float = Field(30.0, gt=0, description="longest reconnect delay (exponential backoff)")
+    width: int = Field(640, ge=16, le=8192, description="requested frame width")
+    height: int = Field(480, ge=16, le=8192, description="requested frame height")
+    fps: float = Field(15.0, gt=0, le=1000, description="requested camera frame rate")
+    read_timeout_s: float = Field(2.0, gt=0, le=600, description="a read that takes longer counts as a hung camera")
+    retry_initial_s: float = Field(0.5, gt=0, le=3600, description="first reconnect delay after the camera is lost")
+    retry_max_s: float = Field(30.0, gt=0, le=86400, description="longest reconnect delay (exponential backoff)")
 
 
 class QualityConfig(Section):
-    min_face_px: int = Field(60, ge=8, description="ignore faces whose box is smaller than this (pixels)")
-    min_eye_distance_px: float = Field(20.0, ge=2, description="minimum distance between the eyes (pixels)")
-    min_sharpness: float = Field(15.0, ge=0, description="minimum variance of the Laplacian of the aligned crop")
-    max_pose_asymmetry: float = Field(0.45, gt=0, description="how far the nose may sit off the eye midline, as a fraction of eye distance")
-    max_eye_mouth_asymmetry: float = Field(0.25, gt=0, description="how much the right and left eye-to-mouth-corner distances may differ, as a fraction of their mean (yaw, tilt)")
+    min_face_px: int = Field(60, ge=8, le=4096, description="ignore faces whose box is smaller than this (pixels)")
+    min_eye_distance_px: float = Field(20.0, ge=2, le=4096, description="minimum distance between the eyes (pixels)")
+    min_sharpness: float = Field(15.0, ge=0, le=1e6, description="minimum variance of the Laplacian of the aligned crop")
+    max_pose_asymmetry: float = Field(0.45, gt=0, le=10, description="how far the nose may sit off the eye midline, as a fraction of eye distance")
+    max_eye_mouth_asymmetry: float = Field(0.25, gt=0, le=10, description="how much the right and left eye-to-mouth-corner distances may differ, as a fraction of their mean (yaw, tilt)")
     min_score: float = Field(0.75, ge=0, le=1, description="minimum detector score for a face to be enrolled or matched")
     similar_size_ratio: float = Field(0.8, gt=0, le=1, description="another face at least this fraction of the main face's size makes the frame ambiguous (rejected)")
 
 
 class PolicyConfig(Section):
-    threshold: float | None = Field(None, ge=-1, le=1, allow_inf_nan=False, description="cosine threshold; default: the bundle's calibrated threshold for the model in use")
-    accept_lower_threshold: bool = Field(False, description="acknowledge a threshold below the bundle's calibrated one (more false accepts; warned loudly)")
-    k: int = Field(3, ge=1, description="matches of the same person needed...")
-    n: int = Field(5, ge=1, description="...within the last n processed frames")
-    min_margin: float = Field(0.05, ge=0, description="minimum score gap to the second-best person")
-    cooldown_s: float = Field(10.0, ge=0, description="after an unlock, the same person is not unlocked again for this long")
-    lockout_unknown: int = Field(10, ge=1, description="this many unknown faces...")
-    lockout_window_s: float = Field(30.0, gt=0, description="...within this window...")
-    lockout_s: float = Field(60.0, ge=0, description="...lock recognition out for this long")
-    max_fps: float = Field(10.0, gt=0, description="process at most this many frames per second")
-    max_frame_age_s: float = Field(0.5, gt=0, description="drop frames older than this")
-    face_gap_s: float = Field(1.5, gt=0, description="no face for this long ends an appearance (resets the k-of-n window)")
+    far: float | None = Field(None, gt=0, lt=1, allow_inf_nan=False, description="the door's false-accept rate per comparison: its threshold is read from the bundle's calibration at this FAR (default: the FAR the bundle was calibrated at)")
+    threshold: float | None = Field(None, ge=-1, le=1, allow_inf_nan=False, description="expert override: the door's threshold as a raw score in the bundle scorer's units (prefer far)")
+    accept_lower_threshold: bool = Field(False, description="acknowledge a threshold (or far) looser than the bundle's calibrated one (more false accepts; warned loudly)")
+    k: int = Field(3, ge=1, le=100, description="usable frames of an appearance before it can open the door...")
+    n: int = Field(5, ge=1, le=100, description="...and how many of its latest usable frames are fused into the face that is matched")
+    margin_decades: float = Field(1.0, ge=0, le=6, allow_inf_nan=False, description="ambiguity: the second-best person must be this many decades of false-accept rate less likely than the best (0: off)")
+    min_margin: float | None = Field(None, description="removed: it was a cosine margin tuned for one model; use margin_decades")
+    cooldown_s: float = Field(10.0, ge=0, le=3600, description="after an unlock, the same person is not unlocked again for this long")
+    lockout_unknown: int = Field(10, ge=1, le=1000, description="this many failed appearances of different faces...")
+    lockout_window_s: float = Field(30.0, gt=0, le=86400, description="...within this window...")
+    lockout_s: float = Field(60.0, ge=0, le=86400, description="...require the stricter threshold (FAR 10x lower) from anyone for this long")
+    max_fps: float = Field(10.0, gt=0, le=240, description="process at most this many frames per second")
+    max_frame_age_s: float = Field(0.5, gt=0, le=60, description="drop frames older than this")
+    face_gap_s: float = Field(1.5, gt=0, le=60, description="no face for this long ends an appearance")
 
     @model_validator(mode="after")
     def _k_le_n(self):
+        if self.min_margin is not None:
+            raise ValueError("min_margin is no longer used (it was a cosine margin, whose meaning depends on the "
+                             "model): remove it; the ambiguity rule is margin_decades, in decades of the calibrated "
+                             "false-accept rate (default 1.0)")
         if self.k > self.n:
             raise ValueError(f"k ({self.k}) must not exceed n ({self.n})")
         return self
@@ -92,11 +106,11 @@ class RelayConfig(Section):
 
 class AuditConfig(Section):
     path: Path = Field(Path("/var/lib/edgeface/audit.db"), description="SQLite audit database")
-    retention_days: float = Field(90.0, gt=0, description="delete events older than this")
-    max_rows: int = Field(100_000, ge=100, description="keep at most this many events")
+    retention_days: float = Field(90.0, gt=0, le=36500, description="delete events older than this")
+    max_rows: int = Field(100_000, ge=100, le=100_000_000, description="keep at most this many events")
     save_faces: bool = Field(False, description="store the aligned face crop of each decision (privacy: off by default)")
     faces_dir: Path | None = Field(None, description="where saved face crops go (default: next to the database)")
-    summary_every_min: float = Field(10.0, ge=0, description="log a run summary (frames, latency p50/p95, stage medians, decisions, unlocks) this often; 0: only at exit")
+    summary_every_min: float = Field(10.0, ge=0, le=10080, description="log a run summary (frames, latency p50/p95, stage medians, decisions, unlocks) this often; 0: only at exit")
 
 
 class AdminConfig(Section):
@@ -107,9 +121,10 @@ class AdminConfig(Section):
     tls_cert: Path | None = Field(None, description="TLS certificate (PEM); required to listen on an address other than localhost")
     tls_key: Path | None = Field(None, description="TLS private key (PEM) of tls_cert")
     session_lifetime_s: float = Field(3600.0, gt=0, le=7 * 86400, description="a login expires after this many seconds")
-    max_failed_logins: int = Field(5, ge=1, description="this many failed logins of one user from one address...")
-    login_window_s: float = Field(300.0, gt=0, description="...within this window lock that user out from that address for the rest of it")
-    upload_max_bytes: int = Field(8 << 20, ge=1024, description="largest photo upload accepted (bytes)")
+    max_failed_logins: int = Field(5, ge=1, le=100, description="this many failed logins of one user name, from any address...")
+    max_failed_logins_per_address: int = Field(20, ge=1, le=1000, description="...or this many from one address (an IPv6 /64), whatever the names...")
+    login_window_s: float = Field(300.0, gt=0, le=86400, description="...within this window refuse that name (even with the right password, from any address), or that address, until the window has passed; kept in the [admin] log database, so a restart does not clear it")
+    upload_max_bytes: int = Field(8 << 20, ge=1024, le=64 << 20, description="largest photo upload accepted (bytes)")
     save_faces: bool = Field(False, description="keep uploaded enrollment photos (privacy: off; photos are processed in memory)")
     photos_dir: Path | None = Field(None, description="where kept enrollment photos go when save_faces is on (default: next to accounts)")
     relay_test_s: float = Field(1.0, gt=0, le=HARD_MAX_PULSE_S, description="how long the relay test button unlocks the door")
@@ -130,7 +145,7 @@ class WiegandConfig(Section):
 class KeyboardReaderConfig(Section):
     device: Path = Field(description="evdev device of a USB keyboard-wedge badge reader or keypad, e.g. /dev/input/by-id/usb-...-event-kbd")
     kind: Literal["badge", "pin"] = Field("badge", description="what the digits typed before Enter are: a badge number or a PIN")
-    entry_timeout_s: float = Field(10.0, gt=0, description="digits not completed by Enter within this long are discarded")
+    entry_timeout_s: float = Field(10.0, gt=0, le=600, description="digits not completed by Enter within this long are discarded")
 
 
 class DoorConfig(Section):
@@ -142,8 +157,8 @@ class DoorConfig(Section):
     exit_pressed_high: bool = Field(False, description="the exit button reads high when pressed")
     tamper_high: bool = Field(True, description="the tamper input reads high when tampered with")
     debounce_s: float = Field(0.05, ge=0, le=2, description="an input level must hold this long to count")
-    held_open_s: float = Field(30.0, gt=0, description="door open longer than this: door_held_open")
-    forced_grace_s: float = Field(2.0, ge=0, description="door opening within a pulse plus this long is not forced")
+    held_open_s: float = Field(30.0, gt=0, le=86400, description="door open longer than this: door_held_open")
+    forced_grace_s: float = Field(2.0, ge=0, le=600, description="door opening within a pulse plus this long is not forced")
 
 
 class FeedbackConfig(Section):
@@ -158,10 +173,17 @@ class AccessConfig(Section):
         "face", description="face: 1:N identification; face_or_badge: either opens; face_and_badge / face_and_pin: "
                             "the claimed person's face must match at the verification threshold (1:1)")
     claim_window_s: float = Field(5.0, gt=0, le=60, description="a badge or PIN with no matching face within this long is denied")
+    max_wrong_pins: int = Field(3, ge=1, le=20, description="face_and_pin: this many wrong PINs typed with one person's face...")
+    pin_window_s: float = Field(300.0, gt=0, le=86400, description="...within this window lock that person's PIN entry (a lockout event)...")
+    pin_lockout_s: float = Field(900.0, gt=0, le=86400, description="...for this long: meanwhile even their right PIN is denied")
     timezone: str = Field("UTC", description="IANA zone of the schedules and validity dates, e.g. Europe/Berlin")
-    verify_threshold: float | None = Field(None, ge=-1, le=1, description="1:1 cosine threshold; default: the bundle's "
-                                           "'<key>:verify' (edgeface calibrate --mode verify), else the 1:N threshold")
+    verify_far: float | None = Field(None, gt=0, lt=1, allow_inf_nan=False, description="1:1 false-accept rate: the "
+                                     "threshold is read from the bundle's calibration at it; default: the bundle's "
+                                     "'<key>:verify' calibration, else the door's threshold")
+    verify_threshold: float | None = Field(None, ge=-1, le=1, allow_inf_nan=False, description="expert override: the "
+                                           "1:1 threshold as a raw score in the bundle scorer's units")
     schedules: dict[str, str] = Field(default_factory=dict, description="group -> weekly schedule, e.g. staff = \"Mon-Fri 07:00-19:00\"")
+    pin_secret_file: Path | None = Field(None, description="the site's PIN secret (edgeface keys pin-secret), which keys every stored PIN hash so that the gallery alone cannot reveal a PIN; default: $CREDENTIALS_DIRECTORY/pin-secret (systemd LoadCredentialEncrypted=) when present")
     wiegand: WiegandConfig | None = Field(None, description="Wiegand 26/34-bit badge reader on two GPIO lines")
     keyboard: KeyboardReaderConfig | None = Field(None, description="USB keyboard-wedge badge reader or keypad (evdev)")
     door: DoorConfig = Field(default_factory=DoorConfig)
@@ -206,11 +228,11 @@ class FleetConfig(Section):
     cert_file: Path | None = Field(None, description="client certificate (PEM) for brokers that authenticate doors by certificate")
     key_file: Path | None = Field(None, description="private key of the client certificate")
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive; the broker publishes the last will after 1.5x this")
-    retry_initial_s: float = Field(1.0, gt=0, description="first reconnect delay after the broker is lost")
-    retry_max_s: float = Field(60.0, gt=0, description="longest reconnect delay (exponential backoff)")
+    retry_initial_s: float = Field(1.0, gt=0, le=3600, description="first reconnect delay after the broker is lost")
+    retry_max_s: float = Field(60.0, gt=0, le=86400, description="longest reconnect delay (exponential backoff)")
     queue_path: Path = Field(Path("/var/lib/edgeface/fleet-outbox.db"), description="on-disk queue of events not yet delivered")
-    queue_max: int = Field(10_000, ge=10, description="events kept while the broker is away; the oldest are dropped (and counted) beyond")
-    max_gallery_mb: float = Field(128.0, gt=0, description="larger gallery messages are refused")
+    queue_max: int = Field(10_000, ge=10, le=10_000_000, description="events kept while the broker is away; the oldest are dropped (and counted) beyond")
+    max_gallery_mb: float = Field(128.0, gt=0, le=1024, description="larger gallery messages are refused")
 
     @field_validator("broker")
     @classmethod
@@ -241,6 +263,12 @@ class GateConfig(Section):
     def _fleet_needs_key(self):
         if self.fleet is not None and self.model.gallery_public_key is None:
             raise ValueError("[fleet] needs [model] gallery_public_key: a door installs only signed galleries")
+        if self.model.gallery_public_key is not None and self.fleet is None and self.model.gallery_site is None:
+            raise ValueError("[model] gallery_public_key needs the site the gallery is signed for: [fleet] site, or "
+                             "[model] gallery_site on a door without a fleet link")
+        if self.fleet is not None and self.model.gallery_site not in (None, self.fleet.site):
+            raise ValueError(f"[model] gallery_site {self.model.gallery_site!r} differs from [fleet] site "
+                             f"{self.fleet.site!r}")
         return self
 
 

@@ -1,19 +1,16 @@
-"""From photos to embeddings the way the door sees a face: detect, the largest face, align, quality gate, embed.
-
-Enrollment, calibration and the one-shot benchmark all go through :func:`check_photo` and
-:func:`embed_photos`, the same steps (and the same :mod:`edgeface.quality` gates) as the door's pipeline, so an
-enrolled embedding and a live one are made alike. A photo that fails is returned with its reasons, never
-silently dropped.
+"""One photo's check for enrollment: detect, the largest face, align, quality gate (:func:`check_photo`), and the
+records it yields. The model's own parts are supplied by :class:`edgeface.recognizer.Recognizer`, through which
+enrollment (CLI and admin page), calibration and the benches embed photos, with the same :mod:`edgeface.quality`
+gates as the door, so an enrolled embedding and a live one are made alike. A photo that fails is returned with
+its reasons, never silently dropped.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from .align import align_face
 from .config import QualityConfig
 from .errors import AlignmentError
 from .faces import Detections, Face, largest_face
@@ -39,9 +36,10 @@ class FaceCheck:
         return self.report.ok and self.crop is not None
 
 
-def check_photo(detector, image: np.ndarray | None, cfg: QualityConfig, size: int = 112, aligner=None) -> FaceCheck:
-    """Detect, pick the largest face, align it (the model's ``aligner``; default ArcFace at ``size``) and run the
-    quality gates."""
+def check_photo(detector, image: np.ndarray | None, cfg: QualityConfig, aligner) -> FaceCheck:
+    """Detect, pick the largest face, align it with the model's ``aligner`` (:class:`edgeface.alignment.Aligner`)
+    and run the quality gates. Photos go through :meth:`edgeface.recognizer.Recognizer.check_photo`, which
+    supplies the model's detector, gates and alignment."""
     if image is None or image.size == 0:
         return FaceCheck(QualityReport(False, ["cannot read the image"], {}, [UNREADABLE]))
     dets = detector.detect(image)
@@ -49,7 +47,7 @@ def check_photo(detector, image: np.ndarray | None, cfg: QualityConfig, size: in
     crop = None
     if face is not None:
         try:
-            crop = align_face(image, face.landmarks, size) if aligner is None else aligner.crop(image, face)
+            crop = aligner.crop(image, face)
         except AlignmentError as exc:
             return FaceCheck(QualityReport(False, [f"cannot align the face: {exc}"], {"faces": len(dets)},
                                            [ALIGNMENT_FAILED]), face, None, dets)
@@ -59,7 +57,8 @@ def check_photo(detector, image: np.ndarray | None, cfg: QualityConfig, size: in
 
 @dataclass
 class EmbeddedPhotos:
-    """Embeddings (n, D) of the accepted photos, in order, and the rejected photos with their reports."""
+    """Embeddings (n, D) of the accepted photos, in order, and the rejected photos with their reports
+    (:meth:`edgeface.recognizer.Recognizer.embed_photos`)."""
 
     embeddings: np.ndarray
     accepted: list[Photo] = field(default_factory=list)
@@ -68,44 +67,3 @@ class EmbeddedPhotos:
     @property
     def labels(self) -> np.ndarray:
         return np.array([p.identity for p in self.accepted])
-
-
-def embed_photos(photos: list[Photo], detector, embedder, cfg: QualityConfig, desc: str = "photos",
-                 progress: bool = True, batch: int = 32, mirror: bool = False, on_reject=None) -> EmbeddedPhotos:
-    """Check and embed each photo (tqdm progress on stderr) with the embedder's own alignment. Rejected photos
-    are listed, not dropped (and passed to ``on_reject(photo, report)`` as they happen). Photos are decoded
-    strictly (:func:`edgeface.enroll_photos.read_photo_strict`): a truncated or damaged file is rejected as
-    ``corrupt``. ``mirror``: each embedding is the normalised mean of the photo's and its mirror image's (what
-    enrollment stores)."""
-    from tqdm import tqdm
-
-    from .alignment import aligner_of
-    from .enroll_photos import CorruptImageError, read_photo_strict
-
-    aligner = aligner_of(embedder)
-    size = aligner.size
-    out = EmbeddedPhotos(np.zeros((0, embedder.embedding_size), np.float32))
-    crops: list[np.ndarray] = []
-    parts: list[np.ndarray] = []
-    for photo in tqdm(photos, desc=desc, unit="photo", disable=not progress, leave=False):
-        try:
-            image = read_photo_strict(Path(photo.path))
-        except CorruptImageError as exc:
-            check = FaceCheck(QualityReport(False, [str(exc)], {}, [CORRUPT]))
-        else:
-            check = check_photo(detector, image, cfg, size, aligner)
-        if not check.ok:
-            out.rejected.append((photo, check.report))
-            if on_reject is not None:
-                on_reject(photo, check.report)
-            continue
-        out.accepted.append(photo)
-        crops.append(check.crop)
-        if len(crops) >= batch:
-            parts.append(embedder.embed(np.stack(crops), mirror=mirror))
-            crops = []
-    if crops:
-        parts.append(embedder.embed(np.stack(crops), mirror=mirror))
-    if parts:
-        out.embeddings = np.concatenate(parts)
-    return out

@@ -1,20 +1,20 @@
 """Identity checks at enrollment: one face must not get two names, one name must not hold two faces.
 
-All decisions use the verification threshold ``t`` (cosine; the door accepts ``score >= t``):
+Every comparison is made by the model's scorer and every threshold is a false-accept rate read from the bundle's
+calibration (:class:`edgeface.thresholds.Thresholds`, through :meth:`edgeface.recognizer.Recognizer.thresholds`),
+so the same rules hold for dlib's compressed cosines and for any other model:
 
-* **already enrolled**: a new photo whose embedding is (numerically) one the person already has
-  (cosine >= :data:`SAME_PHOTO`) adds nothing and is reported as "already enrolled";
-* **one name, several people**: the person's photos (those already enrolled plus the new ones) must form one
-  group where every photo matches at least one other at ``>= t`` (the graph of matching pairs is connected);
-  otherwise the name is refused, naming the closest pair of photos that still does not match;
-* **one face, two names**: a new photo that matches another enrolled person at ``>= t`` is refused, naming
-  that person and the score (else the door would say "ambiguous" to both of them, or let one in as the other).
+* **already enrolled**: a new photo whose embedding is (numerically) one the person already has (cosine >=
+  :data:`SAME_PHOTO`: the same photo, through the same pipeline) adds nothing and is reported as "already enrolled";
+* **one name, several people**: the person's photos (those already enrolled plus the new ones) must form one group
+  where every photo matches at least one other at the ``same_face`` threshold (FAR 1e-2: two photos of one
+  person nearly always reach it, two people rarely); otherwise the name is refused, naming the closest pair of
+  photos that still does not match;
+* **one face, two names**: a new photo that matches another enrolled person at the ``duplicate`` threshold (a FAR
+  100 times stricter than the door's, so that hundreds of distinct people enroll without a false refusal) is
+  refused, naming that person and the score. The same photo under a second name always is.
 
-``allow_similar`` turns the two refusals into warnings (an explicit operator decision). The threshold comes
-from :func:`similarity_threshold`: the gate config's ``policy.threshold``, else the bundle's calibrated one for
-the model key, else :data:`DEFAULT_THRESHOLD`, which is conservative for the face-under-two-names check (lower
-than the reference embedder's calibrated thresholds at FAR 1e-3, 0.36 on celeba-loose and 0.42 on ORL, so it
-refuses look-alikes rather than let them share a door).
+``allow_similar`` turns the two refusals into warnings (an explicit operator decision).
 """
 
 from __future__ import annotations
@@ -23,21 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: the threshold used when neither the config nor the bundle has one (see the module docstring)
-DEFAULT_THRESHOLD = 0.35
-#: two embeddings at least this similar come from the same photo
+#: two embeddings at least this similar (cosine) come from the same photo
 SAME_PHOTO = 0.9995
-
-
-def similarity_threshold(bundle, key: str, configured: float | None = None) -> tuple[float, str]:
-    """(threshold, where it came from)."""
-    if configured is not None:
-        return float(configured), "the config's policy.threshold"
-    cal = bundle.threshold(key) if bundle is not None else None
-    if cal is not None:
-        return float(cal.value), f"the bundle's calibrated threshold for {key} (FAR {cal.far:g})"
-    return DEFAULT_THRESHOLD, (f"no calibrated threshold for {key}: the conservative default {DEFAULT_THRESHOLD} "
-                               "(calibrate the bundle with edgeface calibrate)")
 
 
 @dataclass
@@ -52,14 +39,13 @@ class PersonCheck:
     warnings: list[str] = field(default_factory=list)
 
 
-def disconnected_pair(embeddings: np.ndarray, threshold: float) -> tuple[int, int, float] | None:
-    """None when every photo is linked to every other through pairs scoring ``>= threshold``; else the
-    closest pair (i, j, score) between the group of photo 0 and the rest."""
-    e = np.asarray(embeddings, np.float32)
-    n = len(e)
+def disconnected_pair(scores: np.ndarray, threshold: float) -> tuple[int, int, float] | None:
+    """None when every photo is linked to every other through pairs scoring ``>= threshold`` (``scores``: the
+    square matrix of their scores); else the closest pair (i, j, score) between the group of photo 0 and the rest."""
+    s = np.asarray(scores, np.float64)
+    n = len(s)
     if n < 2:
         return None
-    s = e @ e.T
     linked = s >= threshold
     group = np.zeros(n, bool)
     group[0] = True
@@ -76,10 +62,11 @@ def disconnected_pair(embeddings: np.ndarray, threshold: float) -> tuple[int, in
     return int(i), int(j), float(s[i, j])
 
 
-def check_person(gallery, name: str, new: np.ndarray, labels: list[str], threshold: float,
+def check_person(gallery, name: str, new: np.ndarray, labels: list[str], recognizer,
                  allow_similar: bool = False) -> PersonCheck:
-    """Check ``new`` (k, D) unit embeddings of ``name`` against ``gallery`` (``labels[i]`` names new row i,
-    e.g. its file). Does not change the gallery."""
+    """Check ``new`` (k, D) unit embeddings of ``name`` against ``gallery`` (``labels[i]`` names new row i, e.g.
+    its file), with ``recognizer``'s scorer and thresholds. Does not change the gallery."""
+    th = recognizer.thresholds()
     out = PersonCheck(name)
     new = np.asarray(new, np.float32)
     mine = gallery.find(name)
@@ -97,23 +84,34 @@ def check_person(gallery, name: str, new: np.ndarray, labels: list[str], thresho
     problems = []
     everyone = np.concatenate([enrolled, new[out.rows]])
     names = [f"enrolled embedding #{k + 1} of {name!r}" for k in range(len(enrolled))] + [labels[r] for r in out.rows]
-    pair = disconnected_pair(everyone, threshold)
+    pair = disconnected_pair(recognizer.scores(everyone, everyone), th.same_face)
     if pair is not None:
         i, j, score = pair
         problems.append(f"the photos of {name!r} do not all show one person: {names[i]} and {names[j]} score "
-                        f"{score:.3f} < threshold {threshold:.4f} (and no chain of matching photos links them)")
-    for other in gallery.people:
-        if other is mine:
-            continue
-        o = other.embeddings / np.linalg.norm(other.embeddings, axis=1, keepdims=True)
-        scores = new[out.rows] @ o.T
-        k = int(np.argmax(np.max(scores, axis=1)))
-        best = float(np.max(scores[k]))
-        if best >= threshold:
-            problems.append(f"{labels[out.rows[k]]} matches the enrolled person {other.name!r} ({other.id}) "
-                            f"with score {best:.3f} >= threshold {threshold:.4f}: the same face under two names")
+                        f"{score:.4f} < {th.same_face:.4f} (FAR 1e-2; no chain of matching photos links them)")
+    dup = min(th.duplicate.value, SAME_PHOTO) if recognizer.scorer.kind == "cosine" else th.duplicate.value
+    for other, best, k in similar_people(gallery, new[out.rows], recognizer, dup, skip=mine):
+        problems.append(f"{labels[out.rows[k]]} matches the enrolled person {other.name!r} ({other.id}) with score "
+                        f"{best:.4f} >= {dup:.4f} ({th.duplicate.source}): the same face under two names")
     if problems and allow_similar:
         out.warnings = problems
     elif problems:
         out.refusal = "; ".join(problems)
     return out
+
+
+def similar_people(gallery, embeddings: np.ndarray, recognizer, threshold: float, skip=None):
+    """(person, best score, which row of ``embeddings``) for every enrolled person (but ``skip``) that one of
+    ``embeddings`` matches at ``threshold`` or above, best first."""
+    if not len(gallery):
+        return []
+    m = recognizer.matcher(gallery)
+    scores = m.person_scores(embeddings)  # (rows, people)
+    out = []
+    for j, person in enumerate(gallery.people):
+        if person is skip:
+            continue
+        k = int(np.argmax(scores[:, j]))
+        if scores[k, j] >= threshold:
+            out.append((person, float(scores[k, j]), k))
+    return sorted(out, key=lambda x: -x[1])

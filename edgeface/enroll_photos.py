@@ -1,7 +1,8 @@
 """The enrollment photo folder: who is in it (normalised names), what is skipped, and strict decoding.
 
 ``DIR/Name.jpg`` (one photo) or ``DIR/Name/*.jpg`` (several). Names are normalised (Unicode NFC, runs of
-whitespace to one space, stripped), so ``Ada .png`` is ``Ada``. Two sources for one name (``Ada.png`` and the
+whitespace to one space, stripped: :mod:`edgeface.names`), so ``Ada .png`` is ``Ada``; a file or folder name
+that is not a name (control characters, too long) is skipped and listed. Two sources for one name (``Ada.png`` and the
 folder ``Ada/``, or ``Ada.png`` and ``Ada .png``) are an error: which photos are whose must never be guessed.
 Hidden files, unsupported types (.tiff, .heic, .txt, ...) and folders inside a person's folder are listed as
 skipped, never silently ignored.
@@ -14,28 +15,26 @@ EOI marker), then with OpenCV: a truncated or damaged file is :class:`CorruptIma
 from __future__ import annotations
 
 import io
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .errors import EdgefaceError
 from .faceset import IMAGE_SUFFIXES, Photo
+from .names import name_problem, normalise_name
 
 
 class CorruptImageError(EdgefaceError):
     """A photo file is truncated or damaged."""
 
 
+class UnsupportedImageError(CorruptImageError):
+    """A file that is not an image, or an image of a format edgeface does not take (GIF, TIFF, HEIC...)."""
+
+
 class EnrollNameError(EdgefaceError):
     """Photos in the folder do not say unambiguously whose they are."""
-
-
-def normalise_name(name: str) -> str:
-    """NFC, whitespace runs collapsed to one space, stripped."""
-    return " ".join(unicodedata.normalize("NFC", str(name)).split())
 
 
 @dataclass
@@ -90,6 +89,10 @@ def scan_enroll_folder(root: str | Path) -> EnrollFolder:
         if not name:
             out.skipped.append((entry, "no name (the file or folder name is blank)"))
             continue
+        problem = name_problem(name)
+        if problem:
+            out.skipped.append((entry, f"not a usable name: {problem}"))
+            continue
         sources.setdefault(name, []).append(label)
         out.people.setdefault(name, []).extend(files)
     clashes = {n: s for n, s in sources.items() if len(s) > 1}
@@ -101,27 +104,111 @@ def scan_enroll_folder(root: str | Path) -> EnrollFolder:
     return out
 
 
-def read_photo_strict(path: str | Path) -> np.ndarray:
-    """BGR uint8, or :class:`CorruptImageError` when the file is truncated, damaged or not an image."""
+#: the formats the one photo reader takes (Pillow's names): what IMAGE_SUFFIXES lists, whatever the file is called
+PHOTO_FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "BMP": "BMP", "WEBP": "WebP", "PPM": "PGM/PPM"}
+#: photos are decoded to at most this many pixels: a larger JPEG is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's
+#: own DCT scaling, so it never exists in memory at full size); any other larger image is refused before decoding
+MAX_PIXELS = 24_000_000
+#: and then fitted into this side (faces stay far larger than the 150 px the model's crop needs)
+MAX_SIDE = 4096
+#: EXIF orientation -> (rotations by 90 degrees counter-clockwise, then mirror left-right)
+_ORIENT = {2: (0, True), 3: (2, False), 4: (2, True), 5: (3, True), 6: (3, False), 7: (1, True), 8: (1, False)}
+
+
+def read_photo_strict(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
+    """BGR uint8 from a file or its bytes (``name`` says which photo in messages), or :class:`CorruptImageError`.
+
+    The one image reader of enrollment (CLI, admin page), calibration and evaluation. Refused: a format outside
+    :data:`PHOTO_FORMATS` (GIF, TIFF, HEIC...); a truncated or damaged file, JPEGs included when the cut was
+    papered over with a new end marker (libjpeg's "premature end of data segment", through simplejpeg's strict
+    mode); more pixels than :data:`MAX_PIXELS` allows, read from the header before any pixel is decoded (a JPEG is
+    decoded at 1/2, 1/4 or 1/8 scale instead when that is enough). EXIF orientation is applied."""
     from PIL import Image, ImageFile
 
-    path = Path(path)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, path = bytes(source), name or "the uploaded photo"
+    else:
+        path = Path(source)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CorruptImageError(f"cannot read image {path}: {exc.strerror}") from None
     bad = f"corrupt or truncated image: {path}"
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CorruptImageError(f"cannot read image {path}: {exc.strerror}") from None
-    if data[:2] == b"\xff\xd8" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
-        raise CorruptImageError(f"{bad} (the JPEG has no end-of-image marker)")
+    if not data:
+        raise CorruptImageError(f"{bad} (empty)")
     ImageFile.LOAD_TRUNCATED_IMAGES = False
+    accepted = ", ".join(PHOTO_FORMATS.values())
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.verify()  # structure and, for PNG, chunk CRCs
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()  # the whole pixel stream: a truncated or broken one raises
-    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for broken files
+        try:
+            im = Image.open(io.BytesIO(data))  # reads the header only
+        except Image.UnidentifiedImageError:
+            raise UnsupportedImageError(f"{path}: not an image (use {accepted})") from None
+        except Image.DecompressionBombError:  # Pillow's own header check, for the most extreme sizes
+            raise CorruptImageError(f"{path}: far more than the {MAX_PIXELS / 1e6:.0f} megapixels a photo may have "
+                                    "(a decompression bomb?): use a smaller photo") from None
+        with im:
+            fmt, (w, h) = im.format, im.size
+            if fmt not in PHOTO_FORMATS:
+                raise UnsupportedImageError(f"{path}: {fmt or 'this'} images are not accepted (use {accepted})")
+            orientation = int(im.getexif().get(0x0112, 1)) if fmt in ("JPEG", "PNG", "WEBP") else 1
+            if w * h > MAX_PIXELS and (fmt != "JPEG" or w * h > 64 * MAX_PIXELS):
+                raise CorruptImageError(f"{path}: {w} x {h} pixels is more than the {MAX_PIXELS / 1e6:.0f} megapixels "
+                                        "a photo may have: use a smaller photo (a face needs far fewer)")
+        if fmt != "JPEG":
+            with Image.open(io.BytesIO(data)) as im:
+                im.verify()  # structure and, for PNG, chunk CRCs
+        if fmt == "JPEG":
+            bgr = _decode_jpeg(data, w, h, bad)
+        else:
+            bgr = _decode_other(data)
+    except CorruptImageError:
+        raise
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, DecompressionBombError...
         raise CorruptImageError(f"{bad} ({exc})") from None
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None or image.size == 0:
-        raise CorruptImageError(bad)
-    return image
+    turns, mirror = _ORIENT.get(orientation, (0, False))
+    if mirror:
+        bgr = bgr[:, ::-1]
+    if turns:
+        bgr = np.rot90(bgr, turns)
+    if max(bgr.shape[:2]) > MAX_SIDE:
+        import cv2 as _cv2
+
+        f = MAX_SIDE / max(bgr.shape[:2])
+        bgr = _cv2.resize(np.ascontiguousarray(bgr), (max(1, round(bgr.shape[1] * f)), max(1, round(bgr.shape[0] * f))),
+                          interpolation=_cv2.INTER_AREA)
+    return np.ascontiguousarray(bgr)
+
+
+def _decode_other(data: bytes) -> np.ndarray:
+    """PNG, BMP, WebP, PGM/PPM as BGR: the whole pixel stream decoded (a truncated or broken one raises), fitted
+    into :data:`MAX_SIDE` in the file's own mode (area average) before any colour copy is made, and each larger
+    copy dropped as soon as the next exists: a 24-megapixel grey PNG of a few KB costs about 70 MB, not 250."""
+    import cv2
+    from PIL import Image
+
+    to_bgr = {"L": cv2.COLOR_GRAY2BGR, "RGB": cv2.COLOR_RGB2BGR, "RGBA": cv2.COLOR_RGBA2BGR}
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        picture = im if im.mode in to_bgr else im.convert("RGB")
+        if picture is not im:
+            im.close()
+        if max(picture.size) > MAX_SIDE:
+            f = MAX_SIDE / max(picture.size)
+            small = picture.resize((max(1, round(picture.width * f)), max(1, round(picture.height * f))),
+                                   Image.Resampling.BOX)
+            picture.close()
+            picture = small
+        native = np.asarray(picture)
+        code = to_bgr[picture.mode]
+        picture.close()
+    return cv2.cvtColor(native, code)
+
+
+def _decode_jpeg(data: bytes, w: int, h: int, bad: str) -> np.ndarray:
+    import simplejpeg
+
+    factor = next(k for k in (1, 2, 4, 8) if (w // k) * (h // k) <= MAX_PIXELS)
+    try:
+        return simplejpeg.decode_jpeg(data, colorspace="BGR", strict=True, min_factor=factor)
+    except ValueError as exc:
+        raise CorruptImageError(f"{bad} ({exc})") from None

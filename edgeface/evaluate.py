@@ -78,16 +78,18 @@ def embed_all(embedder, crops: np.ndarray, batch: int = 64, progress: bool = Tru
     return np.concatenate(out) if out else np.zeros((0, embedder.embedding_size), np.float32)
 
 
-def evaluate(embedder, faces: FaceSet, max_impostors: int | None = 2_000_000, seed: int = 0,
+def evaluate(model, faces: FaceSet, max_impostors: int | None = 2_000_000, seed: int = 0,
              enrolled_fraction: float = 0.5, batch: int = 64, progress: bool = True):
-    """(report dict, genuine scores, impostor scores). Report keys: tar_at_far, eer, rank1, fnir_at_fpir, images,
-    identities, no_face, plus pair counts, thresholds and the open-set breakdown."""
+    """(report dict, genuine scores, impostor scores) of ``model`` (a :class:`edgeface.recognizer.Recognizer`, or
+    a bare embedder in tests). Report keys: tar_at_far, eer, rank1, fnir_at_fpir, images, identities, no_face,
+    plus pair counts, thresholds and the open-set breakdown."""
+    embedder = getattr(model, "embedder", model)
     if len(np.unique(faces.labels)) < 2:
         raise ValueError(f"{faces.source}: need faces of at least 2 identities to evaluate")
     from .scorer import scorer_of
 
-    scorer = scorer_of(embedder)
-    emb = embed_all(embedder, faces.crops, batch, progress)
+    scorer = scorer_of(model)
+    emb = embed_all(model, faces.crops, batch, progress)
     ver, genuine, impostor = verification(emb, faces.labels, max_impostors=max_impostors, seed=seed, scorer=scorer)
     gallery, mated, non_mated = one_shot_split(faces.labels, enrolled_fraction, seed)
     enrolled = set(faces.labels[gallery].tolist())

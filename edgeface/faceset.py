@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
 from .align import align_face
@@ -46,9 +45,14 @@ def scan_identities(root: str | Path) -> list[Photo]:
 
 
 def read_image(path: str | Path) -> np.ndarray | None:
-    """BGR uint8 image (grey files are expanded to 3 channels), or None if it cannot be decoded."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return img
+    """BGR uint8 image (grey files are expanded to 3 channels), or None if it cannot be decoded: the one photo
+    reader (:func:`edgeface.enroll_photos.read_photo_strict`), for callers that count unreadable photos."""
+    from .enroll_photos import CorruptImageError, read_photo_strict
+
+    try:
+        return read_photo_strict(path)
+    except CorruptImageError:
+        return None
 
 
 def aligned_crop(detector: Detector, image_bgr: np.ndarray, size: int = 112,

@@ -1,11 +1,20 @@
-"""Small file helpers: sha256 of a file, atomic writes with a chosen mode."""
+"""Small file helpers: sha256 of a file, atomic writes with a chosen mode, and the temp files a killed writer left.
+
+An atomic write goes through a temp file ``.NAME.XXXXXXXX.tmp`` next to ``NAME``; a writer killed between creating
+it and renaming it (SIGKILL, power loss) leaves it behind, the size of the file being written. Every atomic write
+removes such leftovers of its own file older than :data:`STALE_TEMP_S` (a live writer's temp file is seconds old);
+the gallery writer, holding the gallery's lock, removes them all at once (:func:`remove_stale_temps`)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
+import time
 from pathlib import Path
+
+#: a temp file of an atomic write older than this is a killed writer's leftover (seconds)
+STALE_TEMP_S = 600.0
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -52,6 +61,7 @@ def atomic_write_bytes(path: str | Path, data: bytes, mode: int = 0o600, group_b
         except FileNotFoundError:
             pass
         raise
+    remove_stale_temps(path, STALE_TEMP_S)
     try:
         dir_fd = os.open(path.parent, os.O_RDONLY)
     except OSError:
@@ -62,3 +72,38 @@ def atomic_write_bytes(path: str | Path, data: bytes, mode: int = 0o600, group_b
         pass
     finally:
         os.close(dir_fd)
+
+
+def remove_stale_temps(path: str | Path, older_than_s: float = STALE_TEMP_S) -> int:
+    """Delete the temp files atomic writes of ``path`` left behind (``.NAME.*.tmp``) that are older than
+    ``older_than_s`` (0: all of them; only safe while no other writer of ``path`` can be running, e.g. under its
+    lock). Returns how many were removed; a file that cannot be removed is left (never an error)."""
+    path = Path(path)
+    now, removed = time.time(), 0
+    try:
+        leftovers = list(path.parent.glob(f".{path.name}.*.tmp"))
+    except OSError:
+        return 0
+    for tmp in leftovers:
+        try:
+            if older_than_s <= 0 or now - tmp.stat().st_mtime > older_than_s:
+                tmp.unlink()
+                removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def file_version(path) -> tuple | None:
+    """(device, inode, change time in ns) of a file, None when it cannot be stat'ed. Every gallery writer replaces
+    the file atomically. The inode alone is no version: ext4 hands a freed inode to the next new file, so two
+    replacements between two looks give the first inode back (measured here: two numbers, alternating), and two
+    quick removals would go unseen. The change time is new with every replacement (and with an in-place edit,
+    which the reader's checksum then refuses until it is complete)."""
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_ctime_ns)

@@ -91,6 +91,23 @@ class DuplicatePersonError(GalleryError):
     """Another enrolled person already has that name or id."""
 
 
+class PersonNameError(GalleryFormatError):
+    """A name that is not a name (empty, too long, control or invisible characters: :mod:`edgeface.names`)."""
+
+
+def check_name(name: str) -> str:
+    """``name`` normalised (:func:`edgeface.names.normalise_name`), or :class:`PersonNameError` saying why it is
+    not a name."""
+    from .names import name_problem, normalise_name, printable
+
+    normal = normalise_name(name)
+    problem = name_problem(normal)
+    if problem:
+        shown = printable(normal if len(normal) <= 80 else normal[:80] + "...")
+        raise PersonNameError(f"'{shown}' is not a valid name: {problem}")
+    return normal
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -168,18 +185,24 @@ class Gallery:
     def _get(self, name_or_id: str) -> Person:
         p = self.find(name_or_id)
         if p is None:
-            known = ", ".join(sorted(q.name for q in self.people)) or "nobody"
-            raise PersonNotFoundError(f"no enrolled person is called {name_or_id!r} (enrolled: {known})")
+            import difflib
+
+            from .names import printable
+
+            asked = str(name_or_id)
+            shown = printable(asked if len(asked) <= 80 else asked[:80] + "...")
+            close = difflib.get_close_matches(asked[:200], [q.name for q in self.people], n=3)
+            hint = "did you mean " + ", ".join("'" + printable(c) + "'" for c in close) + "? " if close else ""
+            raise PersonNotFoundError(f"no enrolled person is called '{shown}' ({hint}{len(self.people)} enrolled; "
+                                      "'edgeface people list' shows them)")
         return p
 
     def add(self, name: str, embeddings: np.ndarray, person_id: str | None = None) -> Person:
         """Enroll ``name`` with (k, D) embeddings, stored L2-normalised.
 
         A person who is already enrolled under that name keeps their id and gains the new embeddings
-        (matching uses the best of a person's embeddings)."""
-        name = str(name).strip()
-        if not name:
-            raise GalleryFormatError("a person needs a non-empty name")
+        (matching uses the best of a person's embeddings). ``name`` must be a name (:func:`check_name`)."""
+        name = check_name(name)
         e = check_embeddings(embeddings, self.embedding_size, f"embeddings of {name!r}")
         e /= np.linalg.norm(e, axis=1, keepdims=True)
         existing = next((p for p in self.people if p.name == name), None)
@@ -205,9 +228,7 @@ class Gallery:
         return p
 
     def rename(self, old: str, new: str) -> Person:
-        new = str(new).strip()
-        if not new:
-            raise GalleryFormatError("a person needs a non-empty name")
+        new = check_name(new)
         p = self._get(old)
         other = next((q for q in self.people if q.name == new), None)
         if other is not None and other is not p:

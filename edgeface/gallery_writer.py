@@ -12,13 +12,18 @@ Every writer (``enroll``, ``people remove/rename``, the admin page, the fleet) g
   a writer that may only read the lock file still locks it). A second writer waits up to ``timeout`` seconds (default
   :data:`DEFAULT_TIMEOUT_S`, or ``$EDGEFACE_GALLERY_LOCK_TIMEOUT``) and then fails with
   :class:`GalleryLockTimeoutError` naming the holder's pid. The lock is released by the kernel when the
-  holder dies, so a killed writer never leaves the gallery locked.
+  holder dies, so a killed writer never leaves the gallery locked. The temp files a killed writer left next to the
+  gallery (``.NAME.*.tmp``, the size of the gallery) are removed by the next writer, under the lock.
 * The gallery is re-read after the lock is taken, so a change applies to the current content: a removal made
   meanwhile is never undone, and two enrolls both keep their people.
 * The block's exception (or Ctrl-C) writes nothing: the file stays as it was. ``writer.discard()`` inside the
   block does the same without an exception (nothing to change).
 * Readers (the door, ``people list``) never take the lock: the atomic rename means they see the old file or
   the new one, whole.
+* A door's copy of the desk's signed gallery (``GALLERY.version`` beside it) is never rewritten here: a save is
+  refused with :class:`edgeface.revocations.SignedGalleryError` (adding needs the desk's signature; removals go
+  to the revocation overlay, :mod:`edgeface.revocations`). ``read=False`` takes only the lock (the fleet's
+  installer, which must replace even a damaged file).
 
 Slow work (embedding photos) belongs *before* the block; only the merge runs under the lock.
 """
@@ -74,6 +79,10 @@ def check_writable(path: str | Path) -> None:
         raise GalleryReadOnlyError(f"{path}: is a directory, not a gallery file")
     if not folder.is_dir():
         raise GalleryReadOnlyError(f"{path}: the folder {folder} does not exist")
+    from .revocations import is_signed_copy, signed_refusal
+
+    if is_signed_copy(path):
+        raise signed_refusal(path)
     if path.exists() and not (path.stat().st_mode & 0o222):
         raise GalleryReadOnlyError(f"{path}: the gallery file is read-only (mode "
                                    f"{path.stat().st_mode & 0o777:04o}); nothing was changed. "
@@ -91,8 +100,9 @@ class GalleryWriter:
     """A locked read-modify-write of one gallery file. Use :meth:`open` as a context manager."""
 
     def __init__(self, path: str | Path, expected_fingerprint: str | None = None,
-                 timeout: float | None = None, create: tuple[str, int] | None = None) -> None:
+                 timeout: float | None = None, create: tuple[str, int] | None = None, read: bool = True) -> None:
         self.path = Path(path)
+        self.read = read
         self.lock_file = lock_path(self.path)
         self.expected_fingerprint = expected_fingerprint
         self.timeout = default_timeout() if timeout is None else float(timeout)
@@ -106,12 +116,13 @@ class GalleryWriter:
 
     @classmethod
     def open(cls, path: str | Path, expected_fingerprint: str | None = None, timeout: float | None = None,
-             create: tuple[str, int] | None = None) -> "GalleryWriter":
+             create: tuple[str, int] | None = None, read: bool = True) -> "GalleryWriter":
         """``with GalleryWriter.open(...) as gallery``: lock, read, yield the Gallery, write, unlock.
 
         ``create=(fingerprint, embedding_size)`` starts an empty gallery when the file does not exist yet;
-        without it a missing file is :class:`GalleryNotFoundError`."""
-        return cls(path, expected_fingerprint, timeout, create)
+        without it a missing file is :class:`GalleryNotFoundError`. ``read=False``: only the lock (yields None,
+        writes nothing)."""
+        return cls(path, expected_fingerprint, timeout, create, read)
 
     def discard(self) -> None:
         """Leave the file as it is when the block ends (nothing to write)."""
@@ -120,7 +131,13 @@ class GalleryWriter:
     # -- context manager ----------------------------------------------------------------------------
     def __enter__(self) -> Gallery:
         self._lock()
+        if not self.read:
+            self._discard = True
+            return None
         try:
+            from .fileutil import remove_stale_temps
+
+            remove_stale_temps(self.path, 0)  # every writer of this gallery holds the lock: any temp file is stale
             self.gallery = self._read()
         except BaseException:
             self._unlock()
@@ -131,6 +148,10 @@ class GalleryWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None and not self._discard:
+                from .revocations import is_signed_copy, signed_refusal
+
+                if is_signed_copy(self.path):
+                    raise signed_refusal(self.path)
                 try:
                     self.gallery.save(self.path)
                 except OSError as err:

@@ -78,9 +78,9 @@ def load_faces(path: str | Path, detector=None, progress: bool = True, aligner=N
     if not photos:
         raise EdgefaceError(f"no photos under {path} (expected DIR/<identity>/*.jpg or DIR/*.jpg)")
     if detector is None:
-        from edgeface.detect import create_detector
+        from edgeface.recognizer import build_detector
 
-        detector = create_detector("yunet")
+        detector = build_detector(frames=False)
     got = collect_crops(photos, detector, root=path, progress=progress, aligner=aligner)
     labels = np.array([it["identity"] for it in got.items])
     return FaceSet(got.crops, labels, str(path), len(got.no_face))

@@ -24,9 +24,10 @@ __all__ = ["prepare", "open_cache", "TrainData", "make_split", "to_tensor"]
 def prepare(data_dir, out_dir, detector_model=None, detector: str = "yunet", progress: bool = True,
             aligner=None) -> CropCache:
     """Detect + align every photo of ``data_dir`` into a cache at ``out_dir`` (with the model's ``aligner``)."""
-    from edgeface.detect import create_detector
+    from edgeface.config import DetectorConfig
+    from edgeface.recognizer import build_detector
 
-    det = create_detector(detector, detector_model) if detector == "yunet" else create_detector(detector)
+    det = build_detector(DetectorConfig(kind=detector, model_path=detector_model), frames=False)
     return build_cache(data_dir, out_dir, det, progress=progress, aligner=aligner)
 
 

@@ -7,6 +7,13 @@ command line is printed so it can be re-run by hand.
 
 Identities are split once by a seed, all disjoint: training, calibration (threshold at the target FAR),
 enrolled employees (one photo each) and strangers (never seen by any step before the clip).
+
+``edgeface demo --photos DIR`` runs the door on the user's own people instead: ``DIR/Name.jpg`` or
+``DIR/Name/*.jpg``, one photo per person enrolled (the first), the clip made from their *other* photos (a person
+with one photo is seen with that photo, through the camera's conditions, and the summary says so). It still needs
+other people's faces (a public set: ``--data``): strangers for the clip, faces for the int8 calibration and
+people to calibrate the threshold on. dlib's ResNet is exported as published (no fine-tuning), or ``--bundle``
+reuses a bundle (copied, then calibrated).
 """
 
 from __future__ import annotations
@@ -28,12 +35,26 @@ from edgeface.faceset import Photo, scan_identities
 #: what the demo needs at least: people to train on, to calibrate on, to enroll and to be strangers
 MIN_IDENTITIES = 16
 
+#: a public face set anyone can download, one folder per person, and how (scikit-learn's downloader checks it)
+PUBLIC_SET_HELP = """Labeled Faces in the Wild (LFW: 13,233 photos of 5,749 people, one folder per person, about
+230 MB; University of Massachusetts Amherst, for research use), downloaded and checksummed by scikit-learn:
+
+    pip install scikit-learn
+    python -c "from sklearn.datasets import fetch_lfw_people as f; f(min_faces_per_person=20)"
+    edgeface demo --data ~/scikit_learn_data/lfw_home/lfw_funneled"""
+
 NO_DATA_HELP = """edgeface demo needs real face photos, and found none.
 
 Provide a folder with one sub-folder per person (at least {n} people, at least 2 photos each; jpg, png or pgm),
 for example the ORL / AT&T faces (s1/1.pgm ... s40/10.pgm), and point the demo at it:
 
     EDGEFACE_DATA=/path/to/faces edgeface demo          (or: edgeface demo --data /path/to/faces)
+
+Without such a folder, download one,
+""" + PUBLIC_SET_HELP + """
+
+To see the door let in your own people, add a folder with a photo or a few per person (Name.jpg or Name/*.jpg):
+edgeface demo --photos STAFF_DIR --data FACES (the public set gives the strangers and the calibration).
 
 A folder holding several such sets (e.g. faces/orl and faces/celeba-loose) works too: the demo takes 'orl' if
 present (small and quick), else the first set. It also needs the YuNet face detector (MIT licence, 232,589 bytes):
@@ -144,10 +165,19 @@ def step(title: str, argv: list[str], capture: bool = False) -> str:
     return out.getvalue()
 
 
+def calibrate_and_enroll(bundle: Path, calib_dir: Path, enroll_dir: Path, gallery: Path, det: list[str],
+                         calibrated_on: str, who: str) -> None:
+    """The demo's two steps after the export: the threshold at FAR 1e-3 on ``calibrated_on``, then one photo per
+    ``who`` enrolled (a photo the quality gates refuse is skipped and named)."""
+    step(f"calibrate: the threshold at FAR 1e-3 on {calibrated_on}", [
+        "calibrate", "--bundle", str(bundle), "--data", str(calib_dir), "--far", "1e-3", *det])
+    step(f"enroll: one photo per {who}", [
+        "enroll", "--bundle", str(bundle), "--photos", str(enroll_dir), "--gallery", str(gallery),
+        "--skip-rejected", *det])
+
+
 def run_demo(data: Path | None, workdir: Path, minutes: float, steps: int, seed: int, people: int,
              detector_model: Path | None, threads: int, tflite: bool) -> dict:
-    from edgeface.device.scene import Appearance, compose_video
-
     t_start = time.monotonic()
     root, photos = find_photo_set(data)
     yunet = find_detector(detector_model)
@@ -199,36 +229,12 @@ def run_demo(data: Path | None, workdir: Path, minutes: float, steps: int, seed:
         "eval", "--model", str(bundle), "--data", str(door_dir), "--json", str(workdir / "eval.json"),
         "--plot", str(workdir / "eval.png"), *det])
     ev = json.loads((workdir / "eval.json").read_text())
-    step("calibrate: threshold at FAR 1e-3 on other unseen people", [
-        "calibrate", "--bundle", str(bundle), "--data", str(calib_dir), "--far", "1e-3", *det])
-    step("enroll: one photo per employee", [
-        "enroll", "--bundle", str(bundle), "--photos", str(enroll_dir), "--gallery", str(gallery),
-        "--skip-rejected", *det])
+    calibrate_and_enroll(bundle, calib_dir, enroll_dir, gallery, det, "other unseen people", "employee")
 
-    rng = np.random.default_rng(seed)
-    appearances = []
-    for label in split.enrolled + split.strangers:
-        pool = by_id[label][1:] if label in split.enrolled else by_id[label]
-        photo = pool[int(rng.integers(len(pool)))]
-        appearances.append(Appearance(label if label in split.enrolled else f"stranger:{label}", photo, 2.0,
-                                      int(rng.integers(220, 330)), (float(rng.uniform(0.1, 0.9)), 0.3),
-                                      (float(rng.uniform(0.1, 0.9)), 0.5)))
-    order = rng.permutation(len(appearances))
-    appearances = [appearances[i] for i in order]
-    clip = workdir / "door.avi"
-    spans = compose_video(clip, appearances, fps=10.0, gap_s=1.5, seed=seed)
-    out = step("gate --simulate: the door daemon on a generated clip (mock relay)", [
-        "gate", "--simulate", str(clip), "--bundle", str(bundle), "--gallery", str(gallery)], capture=True)
-    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    (workdir / "gate-events.jsonl").write_text(out)
-
-    rows = []
-    for s in spans:
-        unlocks = [e for e in events if e["event"] == "unlock" and s.t0 - 0.01 <= e["t"] <= s.t1 + 1.0]
-        people_opened = sorted({e.get("person") for e in unlocks})
-        rows.append({"who": s.label, "enrolled": s.enrolled, "unlocks": len(unlocks), "opened_for": people_opened})
-    granted = sum(1 for r in rows if r["enrolled"] and r["unlocks"] >= 1)
-    wrong = sum(1 for r in rows if r["unlocks"] and (not r["enrolled"] or r["opened_for"] != [r["who"]]))
+    door = {name: by_id[name][1:] for name in split.enrolled}  # their other photos
+    strangers = {sid: by_id[sid] for sid in split.strangers}
+    rows = door_run(workdir, bundle, gallery, door, strangers, seed)
+    granted, wrong = tally(rows)
     summary = {
         "data": str(root), "split": split.__dict__, "model": {"pretrained": PRETRAINED, "fine_tune_best_step": best_step,
                                                               "exported": "unmodified" if start_best else "fine-tuned"}, "eval_int8": {k: ev.get(k) for k in ("tar_at_far", "eer", "rank1", "fnir_at_fpir")},
@@ -239,22 +245,222 @@ def run_demo(data: Path | None, workdir: Path, minutes: float, steps: int, seed:
     (workdir / "demo.json").write_text(json.dumps(summary, indent=2, default=str))
     print("\n== summary")
     t = ev.get("tar_at_far", {})
-    print(f"   unseen people (int8 {bundle.name}): TAR@FAR1e-2 {t.get('1e-2')}, TAR@FAR1e-3 {t.get('1e-3')}, "
-          f"EER {ev.get('eer')}, rank-1 {ev.get('rank1')}")
+    print(f"   unseen people (int8 {bundle.name}): TAR@FAR1e-2 {_r(t.get('1e-2'))}, TAR@FAR1e-3 {_r(t.get('1e-3'))}, "
+          f"EER {_r(ev.get('eer'))}, rank-1 {_r(ev.get('rank1'))}")
+    print_parity(report, bundle)
+    print_rows(rows, granted, len(split.enrolled), wrong, summary["seconds"], workdir)
+    return summary
+
+
+@dataclass
+class PublicSplit:
+    """The public set's people in the photos demo, disjoint: strangers on the clip, and people to calibrate on
+    (the threshold, and the int8 model's activation ranges: those see faces, never names)."""
+
+    strangers: list[str]
+    calibrate: list[str]
+
+
+def public_split(photos: list[Photo], seed: int, strangers: int, min_faces: int = 0,
+                 max_calibrate: int = 80) -> PublicSplit:
+    """Identities with at least 2 photos, shuffled by ``seed``: ``strangers`` of them, then up to
+    ``max_calibrate`` people to calibrate on (at least 8 people and ``min_faces`` photos)."""
+    count: dict[str, int] = {}
+    for p in photos:
+        count[p.identity] = count.get(p.identity, 0) + 1
+    ids = [str(i) for i in np.random.default_rng(seed).permutation(sorted(i for i, n in count.items() if n >= 2))]
+    out, rest = ids[:strangers], ids[strangers:max_calibrate + strangers]
+    faces = sum(count[i] for i in rest)
+    if len(rest) < 8 or faces < min_faces:
+        raise EdgefaceError(f"the public set has {len(ids)} people with 2 photos or more: after {len(out)} strangers, "
+                            f"{len(rest)} people ({faces} photos) are left to calibrate on, and the photos demo needs "
+                            f"at least 8 people and {min_faces} photos. Use a larger set, or download one,\n"
+                            + PUBLIC_SET_HELP)
+    return PublicSplit(strangers=out, calibrate=rest)
+
+
+def staff_cast(folder) -> tuple[dict[str, Path], dict[str, list[Path]], frozenset[str]]:
+    """(the one enrollment photo per person: ``Name.jpg``, or the first of ``Name/``; the photos the camera sees:
+    their other photos, or the enrollment photo for a person who has only one; the people seen with it)."""
+    enroll = {name: paths[0] for name, paths in folder.people.items()}
+    door = {name: (paths[1:] or paths[:1]) for name, paths in folder.people.items()}
+    return enroll, door, frozenset(name for name, paths in folder.people.items() if len(paths) == 1)
+
+
+def run_photos_demo(photos_dir: Path, data: Path | None, workdir: Path, seed: int, strangers: int | None,
+                    detector_model: Path | None, threads: int, bundle_in: Path | None = None,
+                    hard: bool = False) -> dict:
+    """The door on the user's own people (see the module's docstring): export (or copy ``bundle_in``) ->
+    calibrate on public people -> enroll one photo each -> a clip of their other photos and of strangers ->
+    gate --simulate -> who was let in. The export is ONNX only: the door's model is ``onnx_int8`` (``edgeface
+    export`` without ``--no-tflite`` adds the TFLite models and their parity)."""
+    import shutil
+
+    from edgeface.enroll_photos import scan_enroll_folder
+    from edgeface.gallery import Gallery
+
+    t_start = time.monotonic()
+    folder = scan_enroll_folder(photos_dir)
+    for path, why in folder.skipped:
+        print(f"SKIPPED {path}: {why}")
+    if not folder.people:
+        raise EdgefaceError(f"{photos_dir}: no photos (expected Name.jpg or Name/*.jpg, one person each)")
+    try:
+        root, public = find_photo_set(data)
+    except EdgefaceError:
+        raise EdgefaceError(f"edgeface demo --photos {photos_dir} also needs other people's faces: strangers for the "
+                            "clip and people\nto calibrate the threshold on (--data, EDGEFACE_DATA or "
+                            "../shared/data/faces), and found none. Download a public set,\n" + PUBLIC_SET_HELP +
+                            f" --photos {photos_dir}") from None
+    staff_files = {str(p.resolve()) for paths in folder.people.values() for p in paths}
+    overlap = sorted({p.identity for p in public if str(p.path.resolve()) in staff_files})
+    public = [p for p in public if p.identity not in set(overlap)]
+    yunet = find_detector(detector_model)
+    det = ["--detector-model", str(yunet)] if yunet else []
+    if yunet:
+        os.environ["EDGEFACE_YUNET"] = str(yunet)
+        print(f"detector: YuNet {yunet} (export EDGEFACE_YUNET={shlex.quote(str(yunet))} to re-run steps by hand)")
+    enroll, door, same = staff_cast(folder)
+    n_strangers = strangers or min(20, max(5, len(enroll)))
+    from edgeface.export.calib import MIN_CALIB_CROPS
+
+    split = public_split(public, seed, n_strangers, min_faces=MIN_CALIB_CROPS if bundle_in is None else 0)
+    print(f"edgeface demo on your photos {photos_dir}: {len(enroll)} people ({len(same)} with one photo only, seen "
+          f"with it); strangers and calibration from {root}: {len(split.strangers)} strangers, "
+          f"{len(split.calibrate)} people to calibrate on" +
+          (f" ({len(overlap)} of its people are in your folder: left out)" if overlap else "") +
+          f"; working in {workdir}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    enroll_dir = workdir / "photos-enroll"
+    if enroll_dir.exists():
+        shutil.rmtree(enroll_dir)
+    enroll_dir.mkdir()
+    for name, photo in enroll.items():
+        (enroll_dir / f"{name}{photo.suffix.lower()}").symlink_to(photo.resolve())
+    calib_dir = link_photos(public, split.calibrate, _fresh(workdir / "photos-calibrate"))
+    strangers_dir = link_photos(public, split.strangers, _fresh(workdir / "photos-strangers"))
+    bundle, gallery = workdir / "bundle", workdir / "people.gallery"
+    gallery.unlink(missing_ok=True)
+    report = {}
+    if bundle_in is not None:
+        if bundle.exists():
+            shutil.rmtree(bundle)
+        shutil.copytree(bundle_in, bundle)
+        print(f"\n== bundle: a copy of {bundle_in} (calibrated again below; yours is not changed)")
+    else:
+        check_pretrained()
+        step(f"export --int8: {PRETRAINED} as published (ONNX, fp32 and int8: the door runs onnx_int8), with a "
+             "parity report on the strangers' photos", [
+                 "export", "--pretrained", PRETRAINED, "--out", str(bundle), "--int8", "--calib", str(calib_dir),
+                 "--val", str(strangers_dir), "--no-tflite", "--force", "--threads", str(threads), *det])
+        report = json.loads((bundle / "report.json").read_text())
+    calibrate_and_enroll(bundle, calib_dir, enroll_dir, gallery, det, "public people (none of them on the clip)",
+                         "person")
+    enrolled = {p.name for p in Gallery.load(gallery).people} if gallery.exists() else set()
+    missing = sorted(set(enroll) - enrolled)
+    if missing:
+        print(f"   not enrolled (photo refused, see above), so not on the clip: {', '.join(missing)}")
+    if not enrolled:
+        raise EdgefaceError("nobody could be enrolled: use photos of one face each, looking at the camera")
+    strangers_photos = {sid: sorted((strangers_dir / sid).iterdir()) for sid in split.strangers}
+    rows = door_run(workdir, bundle, gallery, {n: door[n] for n in sorted(enrolled)}, strangers_photos, seed,
+                    hard=hard, same_photo=same)
+    granted, wrong = tally(rows)
+    summary = {"photos": str(photos_dir), "public": str(root), "public_split": split.__dict__,
+               "enrolled": sorted(enrolled), "not_enrolled": missing, "same_photo": sorted(same),
+               "scene": "hard" if hard else "plain", "export_report": report, "appearances": rows,
+               "employees_let_in": f"{granted}/{len(enrolled)}",
+               "strangers_let_in": f"{sum(1 for r in rows if not r['enrolled'] and r['unlocks'])}/{len(split.strangers)}",
+               "wrong_unlocks": wrong, "seconds": round(time.monotonic() - t_start, 1)}
+    (workdir / "demo.json").write_text(json.dumps(summary, indent=2, default=str))
+    print("\n== summary")
+    print_parity(report, bundle)
+    print_rows(rows, granted, len(enrolled), wrong, summary["seconds"], workdir)
+    return summary
+
+
+def _fresh(path: Path) -> Path:
+    import shutil
+
+    if path.exists():
+        shutil.rmtree(path)
+    return path
+
+
+def _r(x, places: int = 4) -> str:
+    """A measured rate for a person to read: rounded, and "n/a" where there were too few pairs to measure it."""
+    return "n/a" if x is None else f"{float(x):.{places}f}"
+
+
+def plain_appearances(employees: dict[str, list[Path]], strangers: dict[str, list[Path]],
+                      rng: np.random.Generator) -> list:
+    """One appearance per person, in a random order: 2 s, one of their photos drifting across a plain wall."""
+    from edgeface.device.scene import Appearance
+
+    out = []
+    for label, pool in [*employees.items(), *((f"stranger:{sid}", ps) for sid, ps in strangers.items())]:
+        photo = pool[int(rng.integers(len(pool)))]
+        out.append(Appearance(label, photo, 2.0, int(rng.integers(220, 330)), (float(rng.uniform(0.1, 0.9)), 0.3),
+                              (float(rng.uniform(0.1, 0.9)), 0.5)))
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+def door_run(workdir: Path, bundle: Path, gallery: Path, employees: dict[str, list[Path]],
+             strangers: dict[str, list[Path]], seed: int, hard: bool = False,
+             same_photo: frozenset[str] = frozenset()) -> list[dict]:
+    """Compose the door-camera clip (each employee seen with one of ``employees[name]``, each stranger once; the
+    plain wall, or with ``hard`` :func:`edgeface.device.scene.hard_scene`), run ``gate --simulate`` on it and
+    say, per appearance, whether the door opened and for whom."""
+    from edgeface.device.scene import SceneCast, compose_video, hard_scene
+
+    if hard:
+        appearances = hard_scene(SceneCast(employees, strangers, []), seed=seed, group=min(10, len(strangers)))
+    else:
+        appearances = plain_appearances(employees, strangers, np.random.default_rng(seed))
+    clip = workdir / "door.avi"
+    spans = compose_video(clip, appearances, fps=10.0, gap_s=1.5, seed=seed)
+    out = step(f"gate --simulate: the door daemon on a generated clip ({clip.name}, {len(spans)} appearances, "
+               f"{'the hard scene' if hard else 'a plain wall'}; mock relay)", [
+        "gate", "--simulate", str(clip), "--bundle", str(bundle), "--gallery", str(gallery)], capture=True)
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    (workdir / "gate-events.jsonl").write_text(out)
+    rows = []
+    for a, span in zip(appearances, spans):
+        unlocks = [e for e in events if e["event"] == "unlock" and span.t0 - 0.01 <= e["t"] <= span.t1 + 1.0]
+        rows.append({"who": span.label.removeprefix("stranger:"), "enrolled": span.enrolled,
+                     "photo": a.photo.name, "same_photo": span.label in same_photo, "unlocks": len(unlocks),
+                     "opened_for": sorted({str(e.get("person")) for e in unlocks})})
+    return rows
+
+
+def tally(rows: list[dict]) -> tuple[int, int]:
+    """(employees let in, appearances the door opened for the wrong person or a stranger)."""
+    granted = sum(1 for r in rows if r["enrolled"] and r["unlocks"] >= 1)
+    wrong = sum(1 for r in rows if r["unlocks"] and (not r["enrolled"] or r["opened_for"] != [r["who"]]))
+    return granted, wrong
+
+
+def print_parity(report: dict, bundle: Path) -> None:
     for key, a in report.get("artefacts", {}).items():
         if a.get("precision") == "int8":
-            print(f"   {key}: mean cosine to fp32 {a.get('mean_cosine_to_fp32', a.get('mean_cosine')):.4f}, "
-                  f"TAR@1e-3 drop {a.get('tar_drop_vs_fp32_points', a.get('tar_drop_points'))} points, "
-                  f"{a.get('size_bytes', 0) / 1e6:.2f} MB (full report: {bundle / 'report.json'})")
+            drop = a.get("tar_drop_vs_fp32_points", a.get("tar_drop_points"))
+            print(f"   {key}: mean cosine to fp32 {_r(a.get('mean_cosine_to_fp32', a.get('mean_cosine')))}, "
+                  f"TAR@1e-3 drop {_r(drop, 2)} points, {a.get('size_bytes', 0) / 1e6:.2f} MB "
+                  f"(full report: {bundle / 'report.json'})")
+
+
+def print_rows(rows: list[dict], granted: int, employees: int, wrong: int, seconds: float, workdir: Path) -> None:
     for r in rows:
         verdict = ("opened" if r["unlocks"] else "stayed locked") + (f" for {', '.join(r['opened_for'])}" if r["unlocks"] else "")
-        print(f"   {'employee' if r['enrolled'] else 'stranger'} {r['who']}: door {verdict}")
-    print(f"   employees let in: {granted}/{len(split.enrolled)}; wrong unlocks: {wrong}; "
-          f"total {summary['seconds']:.0f} s; everything is in {workdir}")
+        seen = f" (seen with {r['photo']}{', the enrollment photo' if r.get('same_photo') else ''})" if r["enrolled"] else ""
+        print(f"   {'employee' if r['enrolled'] else 'stranger'} {r['who']}: door {verdict}{seen}")
+    strangers = sum(1 for r in rows if not r["enrolled"])
+    print(f"   employees let in: {granted}/{employees}; strangers let in: "
+          f"{sum(1 for r in rows if not r['enrolled'] and r['unlocks'])}/{strangers}; wrong unlocks: {wrong}; "
+          f"total {seconds:.0f} s; everything is in {workdir}")
     if wrong:
         print(f"   WARNING: the door opened {wrong} time(s) for the wrong person: this model is not fit for a door "
               "as calibrated. Calibrate at a lower FAR on more people.")
-    return summary
 
 
 def check_pretrained() -> None:

@@ -1,8 +1,11 @@
 """``edgeface export`` as a function: source model -> bundle directory with fp32/int8 ONNX/TFLite + parity report.
 
 The bundle is built in a staging directory next to ``out`` and renamed into place only when every artefact
-exists, loads in the core runtimes and passes the parity gate; a bundle that fails the gate is kept as
-``<out>.rejected`` (with its report) for inspection, never at ``out``.
+exists, loads in the core runtimes and at least one int8 model (of an ``--int8`` export) passes the parity gate.
+An int8 model that fails the gate while another passes stays in the bundle flagged DEGRADED
+(``notes.parity.degraded``): never the default model, refused by the gate unless ``[model] accept_degraded``,
+and :func:`summary` says so. When every int8 model fails, the bundle is kept as ``<out>.rejected`` (with its
+report) for inspection, never at ``out``, unless ``--allow-degraded``.
 """
 
 from __future__ import annotations
@@ -117,13 +120,15 @@ def export_bundle(opts: ExportOptions):
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    if bad and not opts.allow_degraded:
+    if rejected_by_gate(rep, bad) and not opts.allow_degraded:
         rejected = out.with_name(out.name + ".rejected")
         shutil.rmtree(rejected, ignore_errors=True)
         os.replace(stage, rejected)
-        raise EdgefaceError("int8 export is degraded:\n  " + "\n  ".join(bad) +
-                            f"\nthe bundle and its report are kept at {rejected} (not at {out}); "
-                            "pass --allow-degraded to accept it anyway")
+        raise EdgefaceError("int8 export is degraded: no int8 model passed the parity gate:\n  " + "\n  ".join(bad) +
+                            f"\nthe bundle and its report are kept at {rejected} (not at {out}). Export without "
+                            "--int8 for an fp32 bundle, or pass --allow-degraded to keep this one (its int8 models "
+                            "flagged DEGRADED: never the default, refused by the gate unless "
+                            "[model] accept_degraded = true)")
     if out.exists():
         shutil.rmtree(out)
     os.replace(stage, out)
@@ -132,10 +137,45 @@ def export_bundle(opts: ExportOptions):
     return Bundle.load(out), rep
 
 
-def _detector(opts: ExportOptions):
-    from edgeface.detect import create_detector
+def _failed_keys(bad: list[str]) -> set[str]:
+    return {m.split(":", 1)[0].strip() for m in bad}
 
-    return create_detector("yunet", opts.detector_model)
+
+def rejected_by_gate(rep: dict, bad: list[str]) -> bool:
+    """The bundle fails the parity gate when it has int8 models and none of them passed (an int8 model that
+    fails beside one that passes is kept, flagged DEGRADED)."""
+    int8 = {k for k, r in rep["artefacts"].items() if r["precision"] == "int8"}
+    return bool(int8) and int8 <= _failed_keys(bad)
+
+
+def summary(bundle) -> list[str]:
+    """What the export left, in plain words: the default model and every DEGRADED one with what to do."""
+    from edgeface.bundle_status import degraded_models
+
+    degraded = degraded_models(bundle)
+    default = bundle.default_key()
+    lines = [f"default model: {default} (what enroll, calibrate and the gate use without a model key)"]
+    for key, flags in degraded.items():
+        lines.append(f"DEGRADED: {'; '.join(flags)}. {key} is kept in the bundle but is never the default, and the "
+                     "gate refuses it unless [model] accept_degraded = true.")
+    if not degraded:
+        return lines
+    fmts = {bundle.model(k).format for k in degraded}
+    passed = [k for k, m in bundle.meta.models.items() if m.precision == "int8" and k not in degraded]
+    if fmts == {"tflite"}:
+        lines.append("To leave the int8 TFLite model out, export again with --no-tflite (ONNX files only).")
+    if passed:
+        lines.append(f"The int8 model that passed: {', '.join(passed)}.")
+    else:
+        lines.append(f"No int8 model passed the parity gate: the door runs {default} unless told otherwise.")
+    return lines
+
+
+def _detector(opts: ExportOptions):
+    from edgeface.config import DetectorConfig
+    from edgeface.recognizer import build_detector
+
+    return build_detector(DetectorConfig(model_path=opts.detector_model), frames=False)
 
 
 def _faces(opts: ExportOptions, val_identities: list[str] | None, aligner=None):

@@ -23,6 +23,8 @@ import numpy as np
 
 from edgeface.errors import ModelError
 
+from .quiet import native_stderr_filtered
+
 
 @contextlib.contextmanager
 def _without_torchvision():
@@ -141,13 +143,14 @@ def onnx_to_torch(path: str | Path, shape: tuple[int, ...] = (1, 3, 112, 112)):
 
 
 def export_fp32(model, path: str | Path, shape: tuple[int, ...] = (1, 3, 112, 112)) -> Path:
-    import litert_torch
     import torch
 
     path = Path(path)
     sample = (torch.zeros(*shape),)
     try:
-        with _root_logger_quiet():
+        with _root_logger_quiet(), native_stderr_filtered():  # LiteRT's converter's absl INFO lines
+            import litert_torch
+
             litert_torch.convert(model.eval(), sample).export(str(path))
     except Exception as exc:  # litert-torch surfaces lowering errors of many types
         raise ModelError(f"litert-torch fp32 conversion failed: {exc}") from exc
@@ -208,9 +211,11 @@ def export_int8(model, path: str | Path, calib: np.ndarray, shape: tuple[int, ..
     """PT2E static int8 (int8 activations, symmetric per-channel weights) calibrated one face at a time on
     ``calib`` (preprocessed float model inputs, one row per face, in the model's layout); the last
     ``float_tail`` conv/linear layers stay float."""
-    import litert_torch
     import torch
-    from litert_torch.quantize.quant_config import QuantConfig
+
+    with native_stderr_filtered():  # LiteRT's converter writes absl INFO lines when it loads
+        import litert_torch
+        from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e import quantize_pt2e
     from tqdm import tqdm
 
@@ -225,8 +230,9 @@ def export_int8(model, path: str | Path, calib: np.ndarray, shape: tuple[int, ..
                 for x in tqdm(calib, desc="calibrate int8 TFLite", unit="face", disable=not progress):
                     prepared(torch.from_numpy(np.ascontiguousarray(x[None], np.float32)))
             converted = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
-            edge = litert_torch.convert(converted, sample, quant_config=QuantConfig(pt2e_quantizer=quantizer))
-            edge.export(str(path))
+            with native_stderr_filtered():  # LiteRT's converter's absl INFO lines
+                edge = litert_torch.convert(converted, sample, quant_config=QuantConfig(pt2e_quantizer=quantizer))
+                edge.export(str(path))
     except Exception as exc:  # torch.export / PT2E / lowering errors of many types
         raise ModelError(f"litert-torch int8 (PT2E) conversion failed: {exc}") from exc
     return path

@@ -314,7 +314,7 @@ def _train(data, run_dir: Path, cfg: TrainConfig, resume: bool, detector_model, 
         checkpoint(ckpt_path, metrics)
         tars = metrics.get("val_tar_at_far") or {}
         log.info("epoch %d step %d loss %s val TAR@1e-3 %s EER %s (best.pt by %s: %.4f at step %s)%s", epoch, step,
-                 metrics["train_loss"], _fmt(tars.get("1e-3")), _fmt(metrics.get("val_eer")), _selection_name(metrics, sel),
+                 _fmt(metrics["train_loss"]), _fmt(tars.get("1e-3")), _fmt(metrics.get("val_eer")), _selection_name(metrics, sel),
                  best, best_step, f"; early stop: {since_best} validations without improvement" if stopped_early else "")
         return metrics
 

@@ -41,7 +41,13 @@ def gallery_with(records: dict[str, dict], size: int = 8, seed: int = 0) -> Gall
     return g
 
 
-def runtime(cfg, gallery, threshold: float = 0.4):
-    """What AccessControl reads from the gate's runtime: ``access`` (the rules) and ``params`` (k, n, gap)."""
-    return SimpleNamespace(access=load_access(cfg, None, "onnx_fp32", gallery, threshold),
-                           params=PolicyParams.from_config(cfg.policy, threshold), config=cfg)
+def runtime(cfg, gallery):
+    """What AccessControl reads from the gate's runtime: ``access`` (the rules) and ``params`` (k, n, gap), with
+    thresholds from a real calibration of the synthetic world of :mod:`scorekit`."""
+    from scorekit import World
+
+    from edgeface.scorer import COSINE
+
+    th = World().thresholds(cfg.access, **cfg.policy.model_dump(include={"far", "margin_decades"}))
+    return SimpleNamespace(access=load_access(cfg, gallery, COSINE, th), params=PolicyParams.from_config(cfg.policy, th),
+                           config=cfg)

@@ -6,16 +6,11 @@ never copied into the repository.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("EDGEFACE_SHARED", ROOT.parent / "shared"))
-FACES = Path(os.environ.get("EDGEFACE_DATA", SHARED / "data" / "faces"))
-YUNET = Path(os.environ.get("EDGEFACE_YUNET", SHARED / "models" / "yunet" / "face_detection_yunet_2026may.onnx"))
-REFERENCE_ONNX = Path(os.environ.get("EDGEFACE_REFERENCE_ONNX", SHARED / "models" / "reference" / "mobilefacenet_128d.onnx"))
+from sharedpaths import FACES, REFERENCE_ONNX, YUNET  # the one place the shared folder's paths are resolved
 
 
 def _need(path: Path, what: str) -> Path:
@@ -49,3 +44,17 @@ def detector(yunet_path):
     from edgeface.detect import create_detector
 
     return create_detector("yunet", yunet_path)
+
+
+@pytest.fixture(scope="session")
+def dlib_bundle(tmp_path_factory, orl_dir, celeba_dir, yunet_path):
+    """The default door model as the Quickstart makes it (export --pretrained dlib-resnet-v1 --int8, onnx_int8),
+    calibrated at FAR 1e-3 on the last 40 celeba-loose identities (no test enrolls them); once per session."""
+    from dlibkit import door_bundle
+
+    root = tmp_path_factory.mktemp("dlib_door")
+    cal = root / "calibration"
+    cal.mkdir()
+    for ident in sorted(p.name for p in celeba_dir.iterdir() if p.is_dir())[-40:]:
+        (cal / ident).symlink_to(celeba_dir / ident)
+    return door_bundle(root, orl_dir, yunet_path, cal)

@@ -70,3 +70,30 @@ def dlib_points(predictor, dlib_image: np.ndarray, box) -> np.ndarray:
     dlib = dlib_or_skip()
     shape = predictor(dlib_image, dlib.rectangle(*(int(v) for v in box)))
     return np.array([[p.x, p.y] for p in shape.parts()], np.float32), shape
+
+
+def door_bundle(root: Path, orl_dir: Path, yunet: Path, calibrate_on: Path | None = None) -> Path:
+    """The default door model as the Quickstart makes it: ``export --pretrained dlib-resnet-v1 --int8`` (ONNX;
+    int8 calibration photos ORL s1-s25, validation s26-s40), then ``calibrate`` at FAR 1e-3 on
+    ``calibrate_on`` (a folder of identities no test enrolls). Needs torch (the export) and the dlib models."""
+    import shutil
+
+    pytest.importorskip("torch", reason="exporting dlib's ResNet needs the train extra (torch)")
+    dlib_model_or_skip("dlib_face_recognition_resnet_model_v1.dat")
+    dlib_model_or_skip("shape_predictor_5_face_landmarks.dat")
+    from edgeface.cli import main
+    from edgeface.export.exporter import ExportOptions, export_bundle
+    from edgeface.export.quantize import FAST_CANDIDATES
+
+    calib, val = root / "int8-calib", root / "int8-val"
+    for dst, names in ((calib, range(1, 26)), (val, range(26, 41))):
+        for n in names:
+            shutil.copytree(orl_dir / f"s{n}", dst / f"s{n}")
+    out = root / "bundle"
+    export_bundle(ExportOptions(out=out, pretrained="dlib-resnet-v1", int8=True, calib=calib, val=val, tflite=False,
+                                detector_model=yunet, candidates=FAST_CANDIDATES, latency_runs=3, progress=False))
+    if calibrate_on is not None:
+        rc = main(["calibrate", "--bundle", str(out), "--model", "onnx_int8", "--far", "1e-3", "--data",
+                   str(calibrate_on), "--detector-model", str(yunet)])
+        assert rc == 0, "calibrating the dlib bundle failed"
+    return out

@@ -130,13 +130,18 @@ def test_exit_button_pulses_the_relay_through_the_gate_and_is_audited(tmp_path):
     finally:
         mon.close()
         relay.close()
+    gate._settle_unlocks()  # the loop's next turn: the pulse has ended, its unlock is reported with its length
     kinds = [e["kind"] for e in audit.events()]
+    unlock = [e for e in audit.events() if e["kind"] == "unlock"]
     audit.close()
-    assert kinds == ["exit_request", "unlock", "door_opened"]
+    assert kinds == ["exit_request", "door_opened", "unlock"]
+    assert unlock[0]["duration_s"] == pytest.approx(0.3, abs=0.05)
     assert pulses(relay.pin) == pytest.approx([0.3], abs=0.05)
 
 
 def _params():
+    from scorekit import World
+
     from edgeface.device.policy import PolicyParams
 
-    return PolicyParams(threshold=0.4)
+    return PolicyParams(thresholds=World().thresholds())

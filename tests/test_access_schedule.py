@@ -111,7 +111,8 @@ def test_a_wall_clock_jump_during_a_pulse_never_extends_it(monkeypatch):
     from edgeface.config import RelayConfig
     from edgeface.device.relay import open_relay
 
-    cfg = config('mode = "face_or_badge"\ntimezone = "Europe/Berlin"\nverify_threshold = 0.5')
+    cfg = config('mode = "face_or_badge"\ntimezone = "Europe/Berlin"\nverify_threshold = 0.5',
+                 "[policy]\ncooldown_s = 1.0\n")  # the second swipe (2 s later) is past the badge cooldown
     rt = runtime(cfg, gallery_with({"Ada": {"badges": ["1"], "schedule": "Sat 09:00-11:00"}}))
     offset = [timedelta(0)]
     start = datetime(2026, 12, 5, 10, 59, 59, tzinfo=BERLIN)  # a Saturday, one second before the schedule ends
@@ -135,3 +136,61 @@ def test_a_wall_clock_jump_during_a_pulse_never_extends_it(monkeypatch):
     finally:
         relay.close()
     assert pulses(relay.pin) == pytest.approx([0.3, 0.3], abs=0.05)
+
+
+def test_validity_at_a_repeated_local_time_is_an_instant_and_never_valid_again():
+    """Issue 23: ``valid_until 2026-10-25T02:30`` in Europe/Berlin expired at 02:30 CEST and was valid again at
+    02:10 CET. The rule: a repeated local time ends validity at its first occurrence and starts it at its second."""
+    rec = AccessRecord.from_attributes({"access": {"valid_until": "2026-10-25T02:30"}})
+    assert rec.refusal(utc(2026, 10, 25, 0, 29), BERLIN, {}) is None        # 02:29 CEST
+    assert rec.refusal(utc(2026, 10, 25, 0, 30), BERLIN, {}) == "expired"   # 02:30 CEST: the first 02:30
+    assert rec.refusal(utc(2026, 10, 25, 1, 10), BERLIN, {}) == "expired"   # 02:10 CET: still expired
+    assert rec.refusal(utc(2026, 10, 25, 1, 45), BERLIN, {}) == "expired"   # 02:45 CET
+    start = AccessRecord.from_attributes({"access": {"valid_from": "2026-10-25T02:30"}})
+    assert start.refusal(utc(2026, 10, 25, 0, 45), BERLIN, {}) == "not_yet_valid"  # 02:45 CEST: only one reading
+    assert start.refusal(utc(2026, 10, 25, 1, 29), BERLIN, {}) == "not_yet_valid"  # 02:29 CET
+    assert start.refusal(utc(2026, 10, 25, 1, 30), BERLIN, {}) is None             # 02:30 CET: the second 02:30
+    exact = AccessRecord.from_attributes({"access": {"valid_until": "2026-10-25T02:30+01:00"}})
+    assert exact.refusal(utc(2026, 10, 25, 1, 29), BERLIN, {}) is None  # an offset names the instant itself
+
+
+def test_validity_at_a_skipped_local_time_is_the_moment_of_the_jump():
+    """29 March 2026: 01:59:59 CET is followed by 03:00:00 CEST; 02:30 does not exist and means the jump (01:00Z)."""
+    until = AccessRecord.from_attributes({"access": {"valid_until": "2026-03-29T02:30"}})
+    frm = AccessRecord.from_attributes({"access": {"valid_from": "2026-03-29T02:30"}})
+    assert until.refusal(utc(2026, 3, 29, 0, 59, 59), BERLIN, {}) is None      # 01:59:59 CET
+    assert until.refusal(utc(2026, 3, 29, 1, 0), BERLIN, {}) == "expired"      # 03:00 CEST
+    assert frm.refusal(utc(2026, 3, 29, 0, 59, 59), BERLIN, {}) == "not_yet_valid"
+    assert frm.refusal(utc(2026, 3, 29, 1, 0), BERLIN, {}) is None
+
+
+def test_the_simulated_clock_stays_right_across_the_autumn_change(tmp_path):
+    """``--clock`` plus video time is added in UTC: 25 min after 02:50 CEST is 02:15 CET (it was 03:15, 1 h off)."""
+    from edgeface.access.schedule import parse_moment
+
+    start = parse_moment("2026-10-25T02:50", BERLIN, what="--clock")  # the first 02:50 (CEST)
+    wall = simulated_wall(start)
+    assert wall(0).astimezone(BERLIN).strftime("%H:%M %Z") == "02:50 CEST"
+    assert wall(25 * 60).astimezone(BERLIN).strftime("%H:%M %Z") == "02:15 CET"
+    assert wall(3600).astimezone(BERLIN).strftime("%H:%M %Z") == "02:50 CET"
+    local = simulated_wall(datetime(2026, 10, 25, 1, 50, tzinfo=BERLIN))  # an aware local start works the same
+    assert local(3 * 3600) - local(0) == timedelta(hours=3)
+    assert local(3 * 3600).astimezone(timezone.utc) == utc(2026, 10, 25, 2, 50)
+    spring = simulated_wall(parse_moment("2026-03-29T02:30", BERLIN, what="--clock"))  # skipped: the jump
+    assert spring(0).astimezone(BERLIN).strftime("%H:%M %Z") == "03:00 CEST"
+
+
+def test_a_badge_at_the_door_across_the_autumn_change_through_the_simulated_clock():
+    """The simulated clock drives the schedule: --clock 02:00 (CEST) on 25 October; 70 min of video later the wall
+    clock shows 02:10 CET (it showed 03:10 before, an hour off), 130 min later 03:10 CET."""
+    cfg = config('mode = "face_or_badge"\ntimezone = "Europe/Berlin"\nverify_threshold = 0.5',
+                 "[policy]\ncooldown_s = 0\n")
+    rt = runtime(cfg, gallery_with({"Night": {"badges": ["777"], "schedule": "Sun 03:00-04:00"}}))
+    from edgeface.access.schedule import parse_moment
+
+    start = parse_moment("2026-10-25T02:00", BERLIN, what="--clock")  # 02:00 CEST
+    ac = AccessControl([SimulatedReader([Claim("badge", "777", 70 * 60.0), Claim("badge", "777", 130 * 60.0)])],
+                       wall=simulated_wall(start))
+    out = ac.poll(70 * 60.0, rt) + ac.poll(130 * 60.0, rt)  # 02:10 CET, then 03:10 CET
+    assert [(d.kind, (d.detail or "").split(" (")[0]) for d in out] == [("denied", "outside_schedule"),
+                                                                         ("granted", "face_or_badge: badge 777")]

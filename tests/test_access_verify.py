@@ -131,7 +131,7 @@ def test_calibrate_verify_stores_a_separate_1to1_threshold(door, orl_dir, tmp_pa
 
     from edgeface.bundle import Bundle
     from edgeface.cli import main
-    from edgeface.device.access.rules import resolve_verify_threshold
+    from edgeface.thresholds import resolve
 
     data = orl_subset(orl_dir, tmp_path / "cal", identities=10, per_identity=4)  # 720 impostor pairs
     bundle = make_bundle(tmp_path / "bundle", reference_onnx, THRESHOLD)
@@ -145,4 +145,38 @@ def test_calibrate_verify_stores_a_separate_1to1_threshold(door, orl_dir, tmp_pa
     report = json.loads((tmp_path / "cal.json").read_text())
     assert report["mode"] == "verify" and report["achieved_far"] <= 1e-2 and report["fnir"] is None
     cfg = load_config(write_config(tmp_path / "g.toml", bundle, tmp_path / "x.gallery", "0", load_config_detector()))
-    assert resolve_verify_threshold(cfg, b, "onnx_fp32", THRESHOLD) == (v.value, "1:1 calibrated at FAR 0.01")
+    th = resolve(b, "onnx_fp32", cfg.policy, cfg.access)
+    assert (th.verify.value, th.verify.source) == (v.value, "1:1 calibrated at FAR 0.01")
+
+
+@pytest.mark.slow
+def test_pin_guessing_with_an_employees_face_ends_in_a_lockout_at_the_real_gate(door):
+    """Issue 23's attack through the real gate: s1's face at the camera and a PIN every 0.1 s, then the right
+    one. Three wrong PINs are denied, a lockout event names s1, the right PIN is denied while locked; s2 with
+    their own PIN is still let in."""
+    s = door["spans"]
+    t0 = _at(s[0])
+    claims = [{"t": round(t0 + 0.1 * i, 2), "pin": f"{9000 + i}"} for i in range(11)]
+    claims += [{"t": round(t0 + 1.15, 2), "pin": "1111"},  # s1's own PIN, after the lockout
+               {"t": _at(s[2]), "pin": "2222"},            # s2's own PIN: the positive control
+               {"t": _at(s[3]), "pin": "1111"}]            # s1 back with the right PIN, still locked
+    events = _simulate(door, "face_and_pin", claims, "pin_guess")
+    assert [e["person"] for e in events if e["event"] == "granted"] == ["s2"], events
+    lockouts = [e for e in events if e["event"] == "lockout"]
+    assert len(lockouts) == 1 and lockouts[0]["person"] == "s1" and lockouts[0]["rule"] == "pin_attempts"
+    wrong = [e for e in events if e["event"] == "denied" and e.get("rule") == "pin"]
+    locked = [e for e in events if e["event"] == "denied" and e.get("rule") == "lockout" and e["person"] == "s1"]
+    assert len(wrong) == 3 and len(locked) >= 2  # the right PIN at s[0] and at s[3] among them
+    assert [e["person"] for e in events if e["event"] == "unlock"] == ["s2"]
+    assert not any("1111" in json.dumps(e) for e in events)
+
+
+@pytest.mark.slow
+def test_ten_swipes_of_one_badge_unlock_once_at_the_real_gate(door):
+    s = door["spans"]
+    claims = [{"t": round(_at(s[2]) + 0.3 * i, 2), "badge": "0000202"} for i in range(10)]  # 2.7 s of swipes
+    events = _simulate(door, "face_or_badge", claims, "swipes")
+    s2 = [e for e in events if e.get("person") == "s2" and e["event"] in ("granted", "denied", "unlock")]
+    assert [e["event"] for e in s2].count("unlock") == 1, s2
+    assert [e["event"] for e in s2].count("granted") == 1
+    assert all(e.get("rule") == "cooldown" for e in s2 if e["event"] == "denied")

@@ -8,15 +8,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
-from adminkit import PASSWORD, make_door, photo
+from adminkit import PASSWORD, make_door, photo, served
 from gatekit import Appearance, compose_video
 
 from edgeface.gallery import Gallery
@@ -34,32 +31,15 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, reference_onnx, detector, orl_dir):
     pytest.importorskip("selenium", reason="selenium is not installed (the dev extra)")
-    uvicorn = pytest.importorskip("uvicorn", reason="the admin extra is not installed")
+    pytest.importorskip("uvicorn", reason="the admin extra is not installed")
     from edgeface.device.admin.app import create_app
 
     door = make_door(tmp_path_factory.mktemp("admin_browser"), reference_onnx, detector, orl_dir, people=("s2",))
-    port = free_port()
-    config = uvicorn.Config(create_app(door["cfg"], detector=detector), host="127.0.0.1", port=port,
-                            log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
-    yield dict(door, url=f"http://127.0.0.1:{port}", orl=orl_dir)
-    srv.should_exit = True
-    thread.join(10)
+    with served(create_app(door["cfg"])) as url:
+        yield dict(door, url=url, orl=orl_dir)
 
 
 @pytest.fixture(scope="module")

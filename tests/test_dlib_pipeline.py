@@ -131,29 +131,27 @@ def test_every_path_applies_the_bundles_alignment(dlib_bundle, orl_split, detect
     assert (tmp_path / "e.png").stat().st_size > 1000
 
 
-def test_gate_pipeline_crops_like_enrollment(dlib_bundle, orl_split, detector):
-    from edgeface.config import QualityConfig
-    from edgeface.device.pipeline import Pipeline
-    from edgeface.enroll import check_photo
-    from edgeface.faceset import read_image
+def test_gate_pipeline_crops_like_enrollment(dlib_bundle, orl_split, yunet_path):
+    """The one model object: a photo enrolled and the same picture seen as a door frame give the same crop and,
+    both with the mirror image, the same embedding."""
+    from edgeface.config import DetectorConfig, QualityConfig
     from edgeface.gallery import Gallery
-    from edgeface.match import Matcher
-    from edgeface.runtime import open_embedder
+    from edgeface.recognizer import Recognizer
 
     bundle, _ = dlib_bundle
     _, val = orl_split
-    emb = open_embedder(bundle, model="onnx_fp32")
-    photo = sorted((val / "s30").iterdir())[0]
-    image = read_image(photo)
-    enrolled = check_photo(detector, image, QualityConfig(min_face_px=40), aligner=emb.aligner)
-    assert enrolled.ok and enrolled.crop.shape == (150, 150, 3)
-    g = Gallery.new(emb.fingerprint, emb.embedding_size)
-    g.add("s30", emb.embed(enrolled.crop[None]))
-    pipe = Pipeline(detector, emb, Matcher(g), QualityConfig(min_face_px=40))
-    assert pipe.size == 150
-    result = pipe.process(image)
-    np.testing.assert_array_equal(result.crop, enrolled.crop)
-    assert result.match.name == "s30" and result.match.score > 0.999
+    rec = Recognizer.from_bundle(bundle, "onnx_fp32", detector=DetectorConfig(model_path=yunet_path),
+                                 quality=QualityConfig(min_face_px=40), live_mirror=True)
+    image = rec.read_photo(sorted((val / "s30").iterdir())[0])
+    check, emb = rec.enroll_photo(image)
+    assert check.ok and check.crop.shape == (150, 150, 3)
+    g = Gallery.new(rec.fingerprint, rec.embedding_size)
+    g.add("s30", emb[None])
+    seen = rec.observe(image)
+    assert seen.usable
+    np.testing.assert_array_equal(seen.crop, check.crop)
+    m = rec.matcher(g).match(seen.embedding)
+    assert m.name == "s30" and m.score > 0.9999
 
 
 def test_mirror_enrollment_is_the_mean_of_both_normalised_embeddings(dlib_bundle, orl_split, detector):

@@ -1,4 +1,5 @@
-"""enroll, people and calibrate through the real CLI, on real ORL faces with the reference ONNX embedder."""
+"""enroll, people and calibrate through the real CLI, on real ORL faces with the reference ONNX embedder (in a bundle
+calibrated for real: enrollment's identity checks are false-accept rates and refuse to guess without one)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,13 @@ import cv2
 import numpy as np
 import pytest
 
+from gatekit import make_bundle as calibrated_bundle
+from gatekit import recognizer
+
 from edgeface.bundle import Bundle, BundleMeta, describe_model_file
 from edgeface.cli import main
-from edgeface.config import QualityConfig
-from edgeface.enroll import check_photo
 from edgeface.faceset import read_image
 from edgeface.gallery import Gallery
-from edgeface.match import Matcher
-from edgeface.runtime import open_embedder
 
 
 @pytest.fixture
@@ -41,9 +41,14 @@ def photos(tmp_path, orl_dir):
     return root
 
 
-def test_enroll_real_photos_rejects_with_reasons(tmp_path, photos, reference_onnx, det_args, detector, orl_dir, capsys):
+@pytest.fixture
+def bundle(tmp_path, reference_onnx):
+    return calibrated_bundle(tmp_path / "bundle", reference_onnx, 0.40)
+
+
+def test_enroll_real_photos_rejects_with_reasons(tmp_path, photos, bundle, det_args, orl_dir, capsys):
     gallery_path = tmp_path / "gallery.efg"
-    argv = ["enroll", "--bundle", str(reference_onnx), "--photos", str(photos), "--gallery", str(gallery_path), *det_args]
+    argv = ["enroll", "--bundle", str(bundle), "--photos", str(photos), "--gallery", str(gallery_path), *det_args]
     assert main(argv) == 1  # two photos were rejected
     out = capsys.readouterr().out
     assert "REJECTED" in out and "Blurry.png" in out and "blurred" in out
@@ -51,16 +56,16 @@ def test_enroll_real_photos_rejects_with_reasons(tmp_path, photos, reference_onn
     assert "enrolled 5 photo(s) of 3 person(s)" in out and "NOT ENROLLED" in out
     assert stat.S_IMODE(gallery_path.stat().st_mode) == 0o600
 
-    emb = open_embedder(reference_onnx, threads=1)
-    g = Gallery.load(gallery_path, expected_fingerprint=emb.fingerprint)
+    rec = recognizer(bundle)
+    g = Gallery.load(gallery_path, expected_fingerprint=rec.fingerprint)
     assert sorted(p.name for p in g.people) == ["Third Person", "s1", "s2"]
     assert [len(g.find(n).embeddings) for n in ("s1", "s2", "Third Person")] == [2, 2, 1]
 
     # other photos of the enrolled people match them
-    matcher = Matcher(g)
+    matcher = rec.matcher(g)
     for ident, name in (("s1", "s1"), ("s2", "s2"), ("s3", "Third Person")):
-        check = check_photo(detector, read_image(orl_dir / ident / "7.png"), QualityConfig())
-        m = matcher.match(emb.embed(check.crop[None])[0])
+        _, emb = rec.enroll_photo(rec.read_photo(orl_dir / ident / "7.png"))
+        m = matcher.match(emb)
         assert m.name == name and m.margin > 0
 
     # --skip-rejected: exit 0; re-enrolling the same photos says "already enrolled" and adds nothing
@@ -75,13 +80,22 @@ def test_enroll_real_photos_rejects_with_reasons(tmp_path, photos, reference_onn
     assert len(Gallery.load(gallery_path).find("s1").embeddings) == 3
 
 
-def test_enroll_refuses_a_gallery_of_another_model(tmp_path, photos, reference_onnx, det_args, capsys):
+def test_enroll_refuses_to_guess_without_a_calibration(tmp_path, photos, reference_onnx, det_args, capsys):
+    rc = main(["enroll", "--bundle", str(reference_onnx), "--photos", str(photos / "s1"), "--gallery",
+               str(tmp_path / "g.efg"), *det_args])
+    assert rc == 78  # a config problem: nothing to compare with, and nothing written
+    err = capsys.readouterr().err
+    assert "no calibration" in err and "edgeface calibrate --bundle" in err and "Traceback" not in err
+    assert not (tmp_path / "g.efg").exists()
+
+
+def test_enroll_refuses_a_gallery_of_another_model(tmp_path, photos, bundle, det_args, capsys):
     gallery_path = tmp_path / "g.efg"
     other = Gallery.new("ff" * 32, 128)
     other.add("Someone", np.ones((1, 128), np.float32))
     other.save(gallery_path)
     before = gallery_path.read_bytes()
-    rc = main(["enroll", "--bundle", str(reference_onnx), "--photos", str(photos / "s1"), "--gallery",
+    rc = main(["enroll", "--bundle", str(bundle), "--photos", str(photos / "s1"), "--gallery",
                str(gallery_path), *det_args])
     assert rc == 1
     assert "re-enroll everyone with this model" in capsys.readouterr().err

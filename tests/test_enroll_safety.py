@@ -18,11 +18,18 @@ from edgeface.gallery import Gallery
 
 
 @pytest.fixture
-def enroll(tmp_path, reference_onnx, yunet_path):
+def bundle(tmp_path, reference_onnx):
+    from gatekit import make_bundle
+
+    return make_bundle(tmp_path / "bundle", reference_onnx, 0.40)  # calibrated: the identity checks are FARs
+
+
+@pytest.fixture
+def enroll(tmp_path, bundle, yunet_path):
     gallery = tmp_path / "people.efg"
 
     def run(photos, *extra):
-        return main(["enroll", "--bundle", str(reference_onnx), "--photos", str(photos), "--gallery", str(gallery),
+        return main(["enroll", "--bundle", str(bundle), "--photos", str(photos), "--gallery", str(gallery),
                      "--detector-model", str(yunet_path), *map(str, extra)])
     run.gallery = gallery
     return run
@@ -119,13 +126,19 @@ def test_a_read_only_gallery_is_refused_before_embedding(tmp_path, orl_dir, enro
     assert enroll.gallery.read_bytes() == before
 
 
+def _default_sigint() -> None:
+    """A shell's background job (``cmd &``, nohup, some CI runners) starts with SIGINT ignored, and Python keeps an
+    ignored SIGINT ignored: give the child the disposition a terminal gives it, so Ctrl-C is Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cli(*args, **kw):
     return subprocess.Popen([sys.executable, "-m", "edgeface.cli", *map(str, args)], text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"}, **kw)
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=_default_sigint, **kw)
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_enroll_leaves_the_gallery_and_lists_rejections(tmp_path, orl_dir, reference_onnx, yunet_path):
+def test_ctrl_c_during_enroll_leaves_the_gallery_and_lists_rejections(tmp_path, orl_dir, bundle, yunet_path):
     import cv2
 
     photos = tmp_path / "p"
@@ -135,10 +148,10 @@ def test_ctrl_c_during_enroll_leaves_the_gallery_and_lists_rejections(tmp_path, 
     gallery = tmp_path / "g.efg"
     from edgeface.runtime import open_embedder
 
-    seed = Gallery.new(open_embedder(reference_onnx).fingerprint, 128)
+    seed = Gallery.new(open_embedder(bundle).fingerprint, 128)
     seed.save(gallery)
     before = gallery.read_bytes()
-    p = _cli("enroll", "--bundle", reference_onnx, "--photos", photos, "--gallery", gallery, "--detector-model",
+    p = _cli("enroll", "--bundle", bundle, "--photos", photos, "--gallery", gallery, "--detector-model",
              yunet_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     first = p.stdout.readline()
     while first and not first.startswith("REJECTED"):
@@ -164,3 +177,24 @@ def test_a_closed_pipe_is_not_a_traceback(tmp_path):
     p.wait(60)
     assert "Traceback" not in err and "BrokenPipe" not in err, err
     assert p.returncode == 141
+
+
+def test_a_cut_jpeg_with_its_end_marker_and_gif_or_tiff_are_refused_by_the_cli(tmp_path, celeba_dir, enroll, capsys):
+    """Issue 23: a JPEG cut short with an end marker appended (libjpeg fills the rest grey) was enrolled; the page
+    took GIF and TIFF that the CLI refused. One reader, one set of formats (tests/test_admin_limits.py: the page)."""
+    from hostilekit import as_format, cut_jpeg
+
+    jpeg = sorted((celeba_dir / "07201").glob("*.jpg"))[0].read_bytes()
+    photos = tmp_path / "p"
+    photos.mkdir()
+    (photos / "Cut.jpg").write_bytes(cut_jpeg(jpeg))
+    (photos / "Gif.jpg").write_bytes(as_format(jpeg, "GIF"))  # a GIF whatever it is called
+    (photos / "Tiff.jpg").write_bytes(as_format(jpeg, "TIFF"))
+    (photos / "Scan.tiff").write_bytes(as_format(jpeg, "TIFF"))
+    (photos / "Anim.gif").write_bytes(as_format(jpeg, "GIF"))
+    assert enroll(photos) == 1
+    out = capsys.readouterr().out
+    assert f"corrupt or truncated image: {photos / 'Cut.jpg'}" in out
+    assert "GIF images are not accepted" in out and "TIFF images are not accepted" in out
+    assert f"SKIPPED {photos / 'Scan.tiff'}" in out and f"SKIPPED {photos / 'Anim.gif'}" in out
+    assert not enroll.gallery.exists()

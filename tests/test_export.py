@@ -335,3 +335,97 @@ def test_checkpoint_export_holds_out_the_runs_val_identities(tmp_path, orl_dir, 
     assert bundle.meta.notes["validation"]["rule"] == "the source run's validation identities"
     assert bundle.meta.notes["calibration"]["identities"] == 12
     assert rep["artefacts"]["onnx_fp32"]["mean_cosine"] > 0.9999  # dynamo ONNX == PyTorch
+
+
+# -- one int8 model fails the gate, the other passes ------------------------------------------------------------
+
+def _fail(key: str, drop: float = 2.92):
+    """report.problems as measured, with ``key``'s TAR drop set to ``drop`` (the issue's tflite_int8 case)."""
+    real = report.problems
+
+    def problems(rep):
+        rep = json.loads(json.dumps({k: v for k, v in rep.items() if k != "_scores"}))
+        rep["artefacts"][key]["tar_drop_points"] = drop
+        return real(rep)
+
+    return problems
+
+
+@pytest.mark.slow
+def test_a_failing_tflite_int8_is_flagged_degraded_beside_a_passing_onnx_int8(tmp_path, tiny_onnx, orl_dir,
+                                                                           yunet_path, monkeypatch, capsys):
+    """`export --int8` where tflite_int8 drops 2.92 TAR points and onnx_int8 passes: the bundle is written at
+    --out (not rejected), tflite_int8 flagged DEGRADED, never the default; the output says so and names --no-tflite."""
+    from edgeface.bundle_status import degraded_models
+    from edgeface.cli import main
+    from edgeface.export import exporter
+
+    monkeypatch.setattr(exporter.report, "problems", _fail("tflite_int8"))
+    calib_dir = _copy_ids(orl_dir, tmp_path / "calib", [f"s{i}" for i in range(1, 31)])
+    val_dir = _copy_ids(orl_dir, tmp_path / "val", [f"s{i}" for i in range(31, 41)])
+    out = tmp_path / "bundle"
+    assert main(["export", "--onnx", str(tiny_onnx), "--out", str(out), "--int8", "--calib", str(calib_dir),
+                 "--val", str(val_dir), "--calib-crops", "200", "--detector-model", str(yunet_path),
+                 "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    bundle = Bundle.load(out)
+    assert set(bundle.meta.models) == {"onnx_fp32", "onnx_int8", "tflite_fp32", "tflite_int8"}
+    assert degraded_models(bundle) == {"tflite_int8": ["tflite_int8: TAR@1e-3 drops 2.92 points (> 2.0)"]}
+    assert bundle.default_key() == "onnx_int8"
+    tail = text[text.index("bundle written:"):]
+    assert "default model: onnx_int8" in tail
+    assert "DEGRADED: tflite_int8: TAR@1e-3 drops 2.92 points" in tail and "never the default" in tail
+    assert "--no-tflite" in tail and "accept_degraded" in tail
+    assert not (tmp_path / "bundle.rejected").exists()
+    assert main(["info", str(out)]) == 0
+    assert "DEGRADED: tflite_int8" in capsys.readouterr().out
+
+
+def test_a_degraded_model_is_never_the_default(tiny_bundle, tmp_path):
+    """onnx_int8 flagged, tflite_int8 passed: the default is onnx_fp32; every model flagged: the first one (and
+    the gate refuses it, tests/test_preflight.py)."""
+    bundle, _, _ = tiny_bundle
+    copy = Bundle.load(shutil.copytree(bundle.root, tmp_path / "b"))
+    assert copy.default_key() == "onnx_int8"
+    copy.meta.notes["parity"]["degraded"] = ["onnx_int8: mean cosine to the reference 0.9700 < 0.98"]
+    copy.save()
+    assert Bundle.load(copy.root).default_key() == "onnx_fp32"
+    copy.meta.notes["parity"]["degraded"] = [f"{k}: broken" for k in copy.meta.models]
+    copy.save()
+    assert Bundle.load(copy.root).default_key() == "onnx_int8"
+
+
+def test_degraded_summary_names_what_to_do(tiny_bundle, tmp_path):
+    from edgeface.export.exporter import summary
+
+    bundle, _, _ = tiny_bundle
+    assert summary(bundle) == ["default model: onnx_int8 (what enroll, calibrate and the gate use without a model key)"]
+    copy = Bundle.load(shutil.copytree(bundle.root, tmp_path / "b"))
+    copy.meta.notes["parity"]["degraded"] = ["onnx_int8: mean cosine to the reference 0.9700 < 0.98",
+                                             "tflite_int8: TAR@1e-3 drops 2.50 points (> 2.0)"]
+    copy.save()
+    lines = summary(Bundle.load(copy.root))
+    assert lines[0].startswith("default model: onnx_fp32")
+    assert sum(line.startswith("DEGRADED: ") for line in lines) == 2
+    assert "No int8 model passed" in lines[-1] and not any("--no-tflite" in line for line in lines)
+
+
+def test_the_recipe_choice_is_deterministic_and_ignores_timing(tiny_bundle):
+    """The recipe recorded in the bundle is what `choose` picks from the recorded measurements, and it stays the
+    pick whatever the latencies (they are timing noise among near-equals, issue 24 (b))."""
+    from edgeface.export.quantize import NEAR_EQUAL, PREFERENCE, Measurement, Recipe, choose
+
+    bundle, _, opts = tiny_bundle
+    notes = bundle.meta.notes["onnx_int8"]
+    measured = [(Recipe(**c["recipe"]), Measurement(**c)) for c in notes["candidates"]]
+    assert choose(measured).name == notes["chosen"] and "deterministic" in notes["rule"]
+    for lat in ([1.0, 9.0], [9.0, 1.0]):
+        for (_, m), v in zip(measured, lat):
+            m.latency_ms = v
+        assert choose(measured).name == notes["chosen"]
+    # near-equals: the first in the order of preference wins, whichever is faster or listed first
+    a, b = (Recipe(name, "QUInt8") for name in PREFERENCE[:2])
+    near = [(b, Measurement({}, 0.990, 0.9, 1.0, 0.0)), (a, Measurement({}, 0.990 - NEAR_EQUAL / 2, 0.9, 9.0, 0.0))]
+    assert choose(near) is a
+    assert choose([(b, Measurement({}, 0.990, 0.9, 1.0, 0.0)),
+                   (a, Measurement({}, 0.990 - 2 * NEAR_EQUAL, 0.9, 1.0, 0.0))]) is b

@@ -20,10 +20,13 @@ from edgeface.device.fleet import keys, signing  # noqa: E402
 from edgeface.errors import ConfigError  # noqa: E402
 from edgeface.gallery import Gallery  # noqa: E402
 
+SITE = "hq"
+
 
 def signed_config(scene, tmp_path, public, gallery):
     path = config(scene, tmp_path, gallery=gallery)
-    path.write_text(path.read_text().replace("threads = 1\n", f'threads = 1\ngallery_public_key = "{public}"\n', 1))
+    path.write_text(path.read_text().replace("threads = 1\n", f'threads = 1\ngallery_public_key = "{public}"\n'
+                                                                f'gallery_site = "{SITE}"\n', 1))
     return path
 
 
@@ -34,10 +37,10 @@ def signed(scene, tmp_path):
     key = keys.load_private_key(private)
     live = tmp_path / "live.gallery"
     live.write_bytes(scene["gallery"].read_bytes())
-    signing.sign_file(live, key)
+    signing.sign_file(live, key, SITE)
     v1 = (live.read_bytes(), signing.signature_path(live).read_bytes())
     Gallery.load(live).save(live)
-    signing.sign_file(live, key)
+    signing.sign_file(live, key, SITE)
     return dict(key=key, public=public, live=live, v1=v1, cfg=signed_config(scene, tmp_path, public, live))
 
 
@@ -45,7 +48,7 @@ def test_unsigned_or_tampered_gallery_never_starts_the_door(scene, tmp_path, sig
     signing.signature_path(signed["live"]).unlink()
     with pytest.raises(ConfigError, match="unsigned"):  # the pre-flight: exit 78
         build_daemon(signed["cfg"], pin_factory=MockFactory(), camera_factory=replay(scene), log_out=None)
-    signing.sign_file(signed["live"], signed["key"])
+    signing.sign_file(signed["live"], signed["key"], SITE)
     data = bytearray(signed["live"].read_bytes())
     data[-33] ^= 1
     signed["live"].write_bytes(bytes(data))
@@ -74,7 +77,7 @@ def test_refused_at_reload_keeps_the_running_gallery_and_audits(scene, tmp_path,
         newer.save(live)  # version 6, unsigned (the old .sig does not match)
         os.kill(os.getpid(), signal.SIGHUP)
         assert wait_for(refused(2))
-        signing.sign_file(live, keys.load_private_key(other_private))  # signed, by a key the door does not trust
+        signing.sign_file(live, keys.load_private_key(other_private), SITE)  # signed, by a key the door does not trust
         os.kill(os.getpid(), signal.SIGHUP)
         assert wait_for(refused(3))
 
@@ -88,3 +91,22 @@ def test_refused_at_reload_keeps_the_running_gallery_and_audits(scene, tmp_path,
     with sqlite3.connect(tmp_path / "audit.db") as db:
         rows = db.execute("SELECT detail FROM events WHERE kind = 'reload_failed'").fetchall()
     assert [r[0] for r in rows] == details
+
+
+def test_an_expired_signed_gallery_starts_but_grants_nobody_by_face(scene, tmp_path, signed):
+    """Issue 22: the statement's expiry is the end of the list's freshness; stale_mode all_denied (the default)
+    turns the face grant into a denial (rule stale_gallery), audited, and the relay never pulses."""
+    import time
+
+    live = signed["live"]
+    doc = signing.sign_bytes(live.read_bytes(), signed["key"], SITE, valid_for_s=60, now=time.time() - 3600)
+    signing.signature_path(live).write_bytes(doc.to_bytes())
+    pin = MockFactory()
+    gate = build_daemon(signed["cfg"], pin_factory=pin, camera_factory=replay(scene), log_out=None)
+    assert run_gate(gate) == 0
+    kinds = [e.kind for e in gate.events]
+    assert "gallery_stale" in kinds and "granted" not in kinds and "unlock" not in kinds, kinds
+    denied = [e for e in gate.events if e.kind == "denied"]
+    assert denied and all(e.rule == "stale_gallery" and "expired" in e.detail for e in denied)
+    with sqlite3.connect(tmp_path / "audit.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM events WHERE rule = 'stale_gallery'").fetchone()[0] == len(denied)

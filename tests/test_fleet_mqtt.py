@@ -9,6 +9,7 @@ produced meanwhile arrive afterwards, each once, no gaps; the doors never stoppe
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import time
@@ -54,7 +55,7 @@ def site(tmp_path_factory, orl_dir, celeba_dir, reference_onnx, detector):
     desk = tmp / "desk" / "people.gallery"
     desk.parent.mkdir()
     enroll(desk, bundle, detector, {"s1": _photo(orl_dir, "s1", 0), "s2": _photo(orl_dir, "s2", 0)})
-    signing.sign_file(desk, keys.load_private_key(private))
+    signing.sign_file(desk, keys.load_private_key(private), SITE)
     v1 = tmp / "v1.gallery"
     shutil.copyfile(desk, v1)
     video = tmp / "s1.avi"  # s1 (another photo than the enrolled one) walks up, again and again
@@ -158,10 +159,10 @@ def test_tampered_unsigned_and_replayed_galleries_are_refused_by_every_door(site
     key = keys.load_private_key(site["private"])
     _add(site, "s1", _photo(site["orl"], "s1", 0))  # v4 would let s1 in again
     v4 = site["desk"].read_bytes()
-    good = signing.pack_envelope(v4, signing.sign_bytes(v4, key))
+    good = signing.pack_envelope(v4, signing.sign_bytes(v4, key, SITE))
     tampered = bytearray(good)
     tampered[-100] ^= 0x01  # one bit of one embedding
-    replayed, _ = signed_envelope(site["v1"], key)  # a real, signed, older gallery (s1 enrolled)
+    replayed, _ = signed_envelope(site["v1"], key, SITE)  # a real, signed, older gallery (s1 enrolled)
     before = {n: len(c.of(n, "gallery_refused")) for n in DOORS}
     last = {n: max(e["seq"] for e in c.of(n)) for n in DOORS}
     for payload, reason in ((bytes(tampered), "bad_signature"), (v4, "unsigned"), (replayed, "replayed")):
@@ -236,3 +237,58 @@ def test_doors_stop_cleanly_and_say_offline(site):
         assert wait_for(lambda: c.status.get(n, {}).get("state") == "offline", 10)
         assert c.of(n, "stopping")
         assert "Traceback" not in (site["tmp"] / n / "door.log").read_text()
+
+
+SUBSCRIBER = """
+import json, sys, time
+from edgeface.device.fleet.mqtt_client import MqttClient
+got, drops = [], []
+c = MqttClient(sys.argv[1], "bounded", subscriptions=(("t/gallery", 1),), max_packet=1 << 20,
+               on_message=lambda t, p: got.append(len(p)), on_disconnected=drops.append)
+c.start().wait_connected(10)
+print("ready", flush=True)
+deadline = time.monotonic() + 60
+while not got and time.monotonic() < deadline:
+    time.sleep(0.01)
+hwm = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024  # this program's peak RSS
+print(json.dumps({"got": got, "oversize": c.oversize, "drops": drops, "connected": c.connected,
+                  "peak_rss_mib": hwm}), flush=True)
+c.stop()
+"""
+
+PUBLISHER = """
+import sys
+from edgeface.device.fleet.mqtt_client import MqttClient
+c = MqttClient(sys.argv[1], "pub").start().wait_connected(10)
+c.publish_and_wait("t/gallery", bytes(int(sys.argv[2])), qos=1, retain=True)
+c.publish_and_wait("t/gallery", b"small and fine", qos=1)
+c.stop()
+"""
+
+
+def test_an_oversized_payload_is_refused_before_it_is_buffered(tmp_path):
+    """Issue 23: a 127 MiB junk payload raised the door's memory from 251 to 635 MiB before it was refused. The
+    client drops a packet whose length header is over max_packet as it arrives (a real Mosquitto, a 96 MiB
+    retained payload, the subscriber in its own process): the next message still arrives, the connection stays."""
+    import json
+    import subprocess
+    import sys
+
+    from fleetkit import Mosquitto
+
+    broker = Mosquitto(tmp_path / "mqtt").start()
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    try:
+        sub = subprocess.Popen([sys.executable, "-c", SUBSCRIBER, broker.url], stdout=subprocess.PIPE, text=True,
+                               env=env)
+        assert sub.stdout.readline().strip() == "ready"
+        pub = subprocess.run([sys.executable, "-c", PUBLISHER, broker.url, str(96 << 20)], capture_output=True,
+                             text=True, timeout=120, env=env)
+        assert pub.returncode == 0, pub.stderr
+        out = json.loads(sub.stdout.readline())
+        sub.wait(30)
+    finally:
+        broker.stop()
+    assert out["got"] == [len(b"small and fine")] and out["oversize"] >= 1, out
+    assert out["connected"] and out["drops"] == []
+    assert out["peak_rss_mib"] < 96, out  # the 96 MiB were never held

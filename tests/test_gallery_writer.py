@@ -118,14 +118,14 @@ def _cli(*args) -> subprocess.Popen:
 def test_four_concurrent_cli_writers_lose_nothing_20_times(tmp_path, orl_dir, reference_onnx, yunet_path, detector):
     """enroll X, enroll Y, remove A, rename B -> Bea, all at once, 20 times; the final gallery must be exactly
     {Bea, C, X, Y} every time (today's main keeps one enroll's people only, and brings A back)."""
-    from edgeface.enroll import embed_photos
-    from edgeface.faceset import Photo
-    from edgeface.config import QualityConfig
-    from edgeface.runtime import open_embedder
+    from gatekit import make_bundle, recognizer
 
-    emb = open_embedder(reference_onnx, threads=1)
-    base = embed_photos([Photo(n, orl_dir / s / "1.png") for n, s in (("A", "s1"), ("B", "s2"), ("C", "s3"))],
-                        detector, emb, QualityConfig(), progress=False)
+    from edgeface.faceset import Photo
+
+    bundle = make_bundle(tmp_path / "bundle", reference_onnx, 0.40)  # enrollment's identity checks need a calibration
+    emb = recognizer(bundle)
+    base = emb.embed_photos([Photo(n, orl_dir / s / "1.png") for n, s in (("A", "s1"), ("B", "s2"), ("C", "s3"))],
+                            progress=False)
     seed = Gallery.new(emb.fingerprint, emb.embedding_size)
     for i, p in enumerate(base.accepted):
         seed.add(p.identity, base.embeddings[i:i + 1])
@@ -139,9 +139,9 @@ def test_four_concurrent_cli_writers_lose_nothing_20_times(tmp_path, orl_dir, re
     failures = []
     for rep in range(20):
         seed.copy().save(gallery)
-        procs = [_cli("enroll", "--bundle", reference_onnx, "--photos", dirs["X"].parent, "--gallery", gallery,
+        procs = [_cli("enroll", "--bundle", bundle, "--photos", dirs["X"].parent, "--gallery", gallery,
                       "--detector-model", yunet_path),
-                 _cli("enroll", "--bundle", reference_onnx, "--photos", dirs["Y"].parent, "--gallery", gallery,
+                 _cli("enroll", "--bundle", bundle, "--photos", dirs["Y"].parent, "--gallery", gallery,
                       "--detector-model", yunet_path),
                  _cli("people", "remove", "A", "--gallery", gallery),
                  _cli("people", "rename", "B", "Bea", "--gallery", gallery)]
@@ -158,3 +158,54 @@ def test_four_concurrent_cli_writers_lose_nothing_20_times(tmp_path, orl_dir, re
     print(f"\nconcurrent gallery writers: {tried} operations tried, {lost} lost updates")
     assert not failures, failures
     assert lost == 0
+
+
+KILLED_WRITER = """
+import sys, numpy as np
+from edgeface.gallery_writer import GalleryWriter
+path = sys.argv[1]
+rng = np.random.default_rng(0)
+rows = rng.standard_normal((12000, 128)).astype(np.float32)  # a 6 MB gallery, as in issue 23
+while True:
+    with GalleryWriter.open(path, create=("ab" * 32, 128)) as g:
+        g.people = []
+        g.add("everyone", rows)
+"""
+
+
+def test_temp_files_of_killed_writers_are_removed_by_the_next_writer(tmp_path):
+    """Issue 23: 300 SIGKILLs during writes left stray 6 MB temp files that nothing ever removed. Writers are
+    killed (kill -9) while their temp file exists until one is left behind; the next writer removes it."""
+    import signal
+
+    path = tmp_path / "people.gallery"
+    Gallery.new("ab" * 32, 128).save(path)
+    left: set[str] = set()
+    for attempt in range(40):
+        proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path)],
+                                env=dict(os.environ, OMP_NUM_THREADS="1"))
+        try:
+            deadline = time.monotonic() + 30
+            while not list(tmp_path.glob(".people.gallery.*.tmp")) and time.monotonic() < deadline:
+                time.sleep(0.001)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        left = {p.name for p in tmp_path.glob(".people.gallery.*.tmp")}
+        if left:
+            break
+    assert left, "no writer was caught mid-write in 40 tries"
+    Gallery.load(path)  # the gallery itself is whole
+    with GalleryWriter.open(path) as g:
+        g.add("one more", _unit(7, 128))
+    assert not list(tmp_path.glob(".people.gallery.*.tmp")), "the stray temp files were kept"
+    # an unlocked atomic write (accounts, bundle metadata) removes only leftovers older than STALE_TEMP_S
+    from edgeface.fileutil import STALE_TEMP_S, atomic_write_bytes
+
+    target = tmp_path / "accounts.json"
+    old, fresh = tmp_path / ".accounts.json.abcd1234.tmp", tmp_path / ".accounts.json.efgh5678.tmp"
+    old.write_bytes(b"x" * 100)
+    fresh.write_bytes(b"y")
+    os.utime(old, (time.time() - STALE_TEMP_S - 5,) * 2)
+    atomic_write_bytes(target, b"{}")
+    assert not old.exists() and fresh.exists()  # a live writer's fresh temp file is left alone

@@ -26,7 +26,6 @@ POLICY = f"""
 [policy]
 k = 3
 n = 5
-min_margin = 0.05
 cooldown_s = 10.0
 face_gap_s = 0.8
 max_fps = 5.0  # the 10 fps video is processed at 5 fps: bounded rate, half the CPU
@@ -120,9 +119,10 @@ def test_enrolled_unlock_once_strangers_never_and_pulses_last_as_configured(scen
     assert unlocked >= enrolled - 1, f"only {unlocked} of {enrolled} enrolled appearances unlocked"
 
     unlock_events = [e for e in events if e["event"] == "unlock"]
-    assert all(e["duration"] == pytest.approx(PULSE_S, abs=0.05) for e in unlock_events)
     lengths = pulses(gate.relay.pin)
     assert len(lengths) == len(unlock_events)
+    # each unlock event carries how long its pulse really lasted (issue 23), the last one too if the stop cut it
+    assert [e["duration"] for e in unlock_events] == pytest.approx(lengths, abs=0.05)
     # the video runs faster than real time, so the last pulse may still be on when it ends: the stop switches it
     # off (fail secure), and only then may a pulse be shorter than configured
     ended_by_stop = returned - gate.relay.pulses[-1][1] < 0.25 and lengths[-1] < PULSE_S
@@ -158,7 +158,10 @@ def test_cli_simulate_prints_json_lines_without_a_config(scene):
     _check_decisions(events, scene["short_spans"], face_gap_s=1.5)
     unlocks = [e for e in events if e["event"] == "unlock"]
     assert [u["person_id"] for u in unlocks] == ["s1"]  # the enrolled person once, the stranger never
-    assert unlocks[0]["duration"] == pytest.approx(3.0, abs=0.05)  # the default pulse_s
+    # the default pulse_s, or less when the end of the clip (faster than real time) stopped the gate first: the
+    # event records the real length and says so
+    u = unlocks[0]
+    assert u["duration"] == pytest.approx(3.0, abs=0.05) or (u["duration"] < 3.0 and "cut short" in u["detail"])
 
 
 def test_gate_help_and_modules_do_not_import_torch():

@@ -186,8 +186,8 @@ def test_gpio_unavailable_at_start_exits_non_zero_and_never_energises(scene, tmp
     cfg = config(scene, tmp_path, backend="gpiozero")
     proc = subprocess.run([sys.executable, "-m", "edgeface.cli", "gate", "--config", str(cfg)],
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode not in (0, 78), proc.stderr
-    assert "GPIO" in proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr  # 78 when no GPIO library is
+    assert "GPIO" in proc.stderr                                                 # installed at all (issue 23)
     assert "event=started" not in proc.stderr  # nothing else was brought up
 
 
@@ -197,8 +197,7 @@ def test_sigterm_during_a_pulse_turns_the_relay_off(scene, tmp_path):
     sent = {}
 
     def term_during_pulse(g):
-        assert wait_for(lambda: "unlock" in kinds(g))
-        assert g.relay.is_active
+        assert wait_for(lambda: g.relay.is_active)  # granted: the door is unlocked (its event comes when it locks)
         sent["t"] = time.monotonic()
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -208,6 +207,10 @@ def test_sigterm_during_a_pulse_turns_the_relay_off(scene, tmp_path):
     assert length < 2.0, f"the 5 s pulse ran {length:.2f} s despite SIGTERM"
     stop = [e for e in gate.events if e.kind == "stopping"]
     assert stop and stop[-1].detail == "signal SIGTERM"
+    # the unlock event records how long the door really was unlocked, not the planned 5 s (issue 23)
+    (unlock,) = [e for e in gate.events if e.kind == "unlock"]
+    assert unlock.duration_s == pytest.approx(length, abs=0.05)
+    assert unlock.detail.startswith("cut short after") and "signal SIGTERM" in unlock.detail
 
 
 def test_unwritable_audit_database_does_not_stop_the_door(scene, tmp_path):
@@ -222,7 +225,8 @@ def test_unwritable_audit_database_does_not_stop_the_door(scene, tmp_path):
 
 
 def test_flood_of_unknown_faces_locks_out_with_bounded_memory(scene, tmp_path, celeba_dir, orl_dir):
-    """Many different strangers back to back, then the enrolled person: lockout, and she is denied."""
+    """Many different strangers back to back, then the enrolled person: a lockout, which she passes only at the
+    stricter threshold."""
     from edgeface.device.simulate import run_simulation, simulation_config
 
     folder = tmp_path / "frames"
@@ -260,12 +264,17 @@ def test_flood_of_unknown_faces_locks_out_with_bounded_memory(scene, tmp_path, c
         gate_mod.Policy.observe = real_observe
     k = kinds(gate)
     assert k.count("lockout") == 1 and k.count("unknown") >= 3
-    assert "granted" not in k and pulses(gate.relay.pin) == []
-    denied = [e for e in gate.events if e.kind == "denied"]
-    assert denied and denied[-1].person_id == "s1" and denied[-1].detail == "lockout"
+    assert k.index("lockout") < len(k) - 1  # the strangers locked it before she came
+    # during the lockout she needs the stricter threshold: let in above it (rule "strict"), refused below it
+    th = gate.runtime.thresholds
+    (hers,) = [e for e in gate.events if e.person_id == "s1" and e.kind in ("granted", "denied")]
+    if hers.kind == "granted":
+        assert hers.rule == "strict" and hers.score >= th.strict and len(pulses(gate.relay.pin)) == 1
+    else:
+        assert hers.rule == "lockout" and th.door.value <= hers.score < th.strict and pulses(gate.relay.pin) == []
     assert len(sizes) == gate.stats["processed"] == 30
-    # window n + failure history + the one person decided this appearance + the capped quality reasons
-    assert max(sizes) <= 3 + 3 + 1 + MAX_REASONS
+    # a track's frames + the failures and failed faces of one window + one cooldown + the capped quality reasons
+    assert max(sizes) <= 3 + 3 + 4 * 3 + 1 + MAX_REASONS
 
 
 def test_config_error_exits_78_before_touching_anything(scene, tmp_path):

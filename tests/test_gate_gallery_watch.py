@@ -53,3 +53,25 @@ def test_gate_reloads_a_new_gallery_version_and_keeps_the_old_on_a_bad_one(tmp_p
         gate.request_stop("test over")
         thread.join(20)
     assert not gate.relay.pin.state
+
+
+def test_two_quick_replacements_are_still_a_new_version(tmp_path):
+    """ext4 hands the freed inode to the next new file: after two atomic replacements the gallery can have its
+    first inode again (here the inodes alternate between two numbers). Two removals between two looks of the
+    gate must still read as a new version, or neither takes effect."""
+    from edgeface.device.admin.store import change_gallery
+    from edgeface.device.gate import gallery_files_version
+    from edgeface.gallery import Gallery
+
+    gallery = tmp_path / "people.gallery"
+    g = Gallery.new("f" * 64, 4)
+    for name in ("a", "b", "c"):
+        g.add(name, [[1.0, 0.0, 0.0, 0.0]])
+    g.save(gallery)
+    seen = gallery_files_version(gallery)
+    inodes = {os.stat(gallery).st_ino}
+    for name in ("a", "b"):
+        change_gallery(gallery, lambda g, n=name: g.remove(n))
+        inodes.add(os.stat(gallery).st_ino)
+    assert gallery_files_version(gallery) != seen, f"inodes seen: {sorted(inodes)}"
+    assert [p.name for p in Gallery.load(gallery).people] == ["c"]

@@ -140,7 +140,7 @@ def test_ready_only_after_the_first_frame_and_the_warm_up(scene, tmp_path, liste
     gate = build_daemon(cfg, pin_factory=MockFactory(), notifier=notifier, log_out=None,
                         camera_factory=lambda: open_camera(source, CameraConfig(source=source), realtime=True))
     warmed = []
-    real_warm_up = gate.runtime.pipeline.warm_up
+    real_warm_up = gate.runtime.recognizer.warm_up
 
     def slow_warm_up(image=None):
         time.sleep(0.3)  # a READY sent before the warm-up ends would arrive inside this window
@@ -148,7 +148,7 @@ def test_ready_only_after_the_first_frame_and_the_warm_up(scene, tmp_path, liste
         warmed.append(time.monotonic())
         return ms
 
-    gate.runtime.pipeline.warm_up = slow_warm_up
+    gate.runtime.recognizer.warm_up = slow_warm_up
     assert gate.run() == 0
     assert listener.wait("STOPPING=1", timeout_s=5)
     ready = listener.times("READY=1")

@@ -23,14 +23,23 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 needs_analyze = pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze not installed (package: systemd)")
 
 
+#: where each source folder of the checkout lands in an installed edgeface (pyproject.toml's package-dir)
+INSTALLED_LAYOUT = {"edgeface": "edgeface", "device": "edgeface/device", "export": "edgeface/export"}
+
+
 def make_venv(where: Path) -> Path:
-    """A real virtual environment of the system Python at ``where`` that imports this checkout's edgeface
-    (a .pth, as an editable install does), with a ``bin/edgeface`` console script; returns that script."""
+    """A real virtual environment of the system Python at ``where`` with a copy of this checkout's edgeface in
+    its site-packages, laid out as ``pip install .`` lays it out, and a ``bin/edgeface`` console script;
+    returns that script.
+
+    A copy, not a .pth pointing at the checkout (an editable install): the sandbox check rightly refuses a
+    package that lives in a checkout under /tmp or a home directory, where most people clone."""
     if not os.access(SYSTEM_PYTHON, os.X_OK):
         pytest.skip(f"{SYSTEM_PYTHON} is needed to make a venv outside any home directory")
     subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(where)], check=True, timeout=120)
     site = next((where / "lib").glob("python3*/site-packages"))
-    (site / "edgeface-checkout.pth").write_text(str(ROOT) + "\n")
+    for source, target in INSTALLED_LAYOUT.items():
+        shutil.copytree(ROOT / source, site / target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     script = where / "bin" / "edgeface"
     script.write_text(f"#!{where}/bin/python\nimport sys\nfrom edgeface.cli import main\nsys.exit(main())\n")
     script.chmod(0o755)
@@ -183,10 +192,15 @@ def test_a_venv_under_tmp_is_refused_with_where_to_install(tmp_path, capsys):
     root = tmp_path / "root"
     assert main(["install-service", "--prefix", str(root), "--exec", str(exe)]) == 1
     err = capsys.readouterr().err
-    assert f"the ExecStart executable {exe}: PrivateTmp=true hides /tmp and /var/tmp" in err
-    assert f"its virtual environment {tmp_path / 'venv'}" in err
-    assert "python3 -m venv --system-site-packages /opt/edgeface/venv" in err and "--relax-sandbox" in err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    flat = " ".join(err.split())  # the words, whatever the wrapping
+    assert f"the ExecStart executable {exe}: PrivateTmp=true hides /tmp and /var/tmp" in flat
+    assert f"its virtual environment {tmp_path / 'venv'}" in flat
+    assert "python3 -m venv --system-site-packages /opt/edgeface/venv" in flat and "--relax-sandbox" in flat
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()  # wrapped for a terminal: the problems one per item, then the fix
+    assert lines[0] == "edgeface: error: edgeface-gate.service could not start as installed:"
+    assert lines[1].startswith("  - the ExecStart executable") and any(l.startswith("Fix: ") for l in lines)
+    assert all(len(line) <= 100 or len(line.split()) == 1 for line in lines[1:]), lines
     assert not root.exists()  # refused before the first step
 
 
@@ -208,6 +222,15 @@ def test_relax_sandbox_lifts_private_tmp_in_a_drop_in_and_says_so(tmp_path, caps
 def test_a_venv_under_opt_needs_nothing_relaxed(opt_exe, tmp_path):
     plan = Plan(prefix=str(tmp_path / "root"), exec_cmd=[str(opt_exe)])
     assert plan.sandbox_problems() == ([], [])
+
+
+def test_the_test_venv_imports_its_own_copy_never_the_checkout(opt_exe):
+    """Wherever the checkout is (/tmp, a home directory), the venv under /opt imports edgeface from /opt."""
+    from edgeface.device.sandbox import probe
+    facts = probe(str(opt_exe.parent / "python"))
+    venv = opt_exe.parent.parent
+    assert facts is not None and Path(facts["package"]).is_relative_to(venv), facts
+    assert (Path(facts["package"]) / "device" / "sandbox.py").is_file()  # edgeface.device, as installed
 
 
 @pytest.mark.skipif(not any(sys.base_prefix == h or sys.base_prefix.startswith(h + "/")

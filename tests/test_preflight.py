@@ -27,6 +27,8 @@ def setup(tmp_path, reference_onnx, orl_dir, detector, yunet_path):
     enroll(gallery, bundle, detector, {"s1": orl_dir / "s1" / "1.png"})
 
     def config(extra="", **kw):
+        if "[relay]" not in extra:  # no GPIO hardware here: the simulated board (a real gpiozero backend is refused)
+            extra = '[relay]\nbackend = "mock"\n' + extra
         return write_config(tmp_path / "gate.toml", kw.get("bundle", bundle), kw.get("gallery", gallery),
                             orl_dir / "s1", yunet_path, extra)
     config.bundle = bundle
@@ -40,13 +42,13 @@ def _validate(path, capsys):
 
 def test_validate_config_runs_the_gate_preflight(setup, tmp_path, capsys):
     rc, cap = _validate(setup('[relay]\nbackend = "mock"\npin = 17\n'), capsys)
-    assert rc == 0 and "threshold 0.4200 (calibrated at FAR 0.001)" in cap.out and "1 enrolled" in cap.out
+    assert rc == 0 and "door 0.4200 (calibrated at FAR" in cap.out and "1 enrolled" in cap.out
     for extra, kw, msg in [('[relay]\npin = "seventeen"\n', {}, "not a GPIO pin"),
                            ('[relay]\npin = "BOARD1"\n', {}, "not a GPIO pin"),
                            ('[relay]\nbackend = "jetson"\npin = 3\n', {}, "Jetson 40-pin header"),
                            ("", {"bundle": tmp_path / "absent"}, "bundle not found"),
                            ("", {"gallery": tmp_path / "absent.efg"}, "no gallery file"),
-                           ("[policy]\nthreshold = -1.0\n", {}, "FAR above 0.01"),
+                           ("[policy]\nthreshold = -1.0\n", {}, "below the bundle's calibrated threshold"),
                            ("[policy]\nthreshold = nan\n", {}, "finite number"),
                            ("[policy]\nthreshold = 5\n", {}, "less than or equal to 1")]:
         rc, cap = _validate(setup(extra, **kw), capsys)
@@ -54,10 +56,19 @@ def test_validate_config_runs_the_gate_preflight(setup, tmp_path, capsys):
         assert "Traceback" not in cap.err
 
 
+def test_validate_config_names_the_relay_line_once(setup, capsys):
+    """gpiozero names the line itself ("GPIO17"): the summary says "mock GPIO17", and the pin as written when
+    it was written otherwise."""
+    rc, cap = _validate(setup('[relay]\nbackend = "mock"\npin = 17\n'), capsys)
+    assert rc == 0 and "relay mock GPIO17, model" in cap.out and "GPIOGPIO" not in cap.out
+    rc, cap = _validate(setup('[relay]\nbackend = "mock"\npin = "BOARD11"\n'), capsys)
+    assert rc == 0 and "relay mock GPIO17 (pin 'BOARD11'), model" in cap.out
+
+
 def test_a_lower_threshold_needs_acknowledgement_and_is_warned(setup, capsys):
     rc, cap = _validate(setup("[policy]\nthreshold = 0.33\n"), capsys)
     assert rc == 78 and "below the bundle's calibrated threshold 0.4200" in cap.err
-    assert "FAR between 0.003 and 0.01" in cap.err and "accept_lower_threshold" in cap.err
+    assert "it corresponds to FAR about" in cap.err and "accept_lower_threshold" in cap.err
     rc, cap = _validate(setup("[policy]\nthreshold = 0.33\naccept_lower_threshold = true\n"), capsys)
     assert rc == 0 and "LOWER THRESHOLD THAN CALIBRATED" in cap.err
     rc, cap = _validate(setup("[policy]\nthreshold = 0.5\n"), capsys)  # stricter is always fine
@@ -184,3 +195,4 @@ def test_calibrate_stores_far_points_that_tell_the_far_of_a_lower_threshold(tmp_
     assert far_at(cal, cal.value) == "FAR at most 0.001"
     lower = far_at(cal, cal.points[0][0])  # the loosest stored point: FAR about 0.1
     assert lower.startswith("FAR about") or lower.startswith("FAR between"), lower
+

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import get_args
 
@@ -228,3 +229,18 @@ def test_admin_unit_has_the_gates_hardening_its_own_user_and_the_right_paths():
     assert values(admin, "Service", "ReadOnlyPaths") == ["-/var/lib/edgeface/audit.db"]
     assert values(admin, "Service", "StateDirectory") == ["edgeface-admin"]
     assert values(admin, "Service", "RestartPreventExitStatus") == ["78"]
+
+
+def test_admin_unit_keeps_the_door_first():
+    """Issue 23: a login flood starved the door. The page's unit gives it a fifth of the gate's CPU weight, a
+    lower priority and a memory ceiling of its own; ``edgeface admin`` lowers its own priority too."""
+    gate, admin = UNIT.read_text(), ADMIN_UNIT.read_text()
+    assert values(admin, "Service", "Nice") == ["10"]
+    assert int(values(admin, "Service", "CPUWeight")[0]) * 5 <= int((values(gate, "Service", "CPUWeight") or ["100"])[0])
+    assert values(admin, "Service", "MemoryMax") and values(admin, "Service", "MemoryHigh")
+    assert not values(gate, "Service", "MemoryMax")  # the door itself is never the one killed for memory
+    assert read_data(ADMIN_UNIT.name) == ADMIN_UNIT.read_text()
+    code = ("import os; from edgeface.device.commands.admin import lower_priority; "
+            "print(lower_priority(), os.getpriority(os.PRIO_PROCESS, 0))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["10", "10"], out.stderr

@@ -24,14 +24,19 @@ from starlette.templating import Jinja2Templates
 from edgeface.config import GateConfig
 
 from ..events import Event
-from .accounts import Accounts
+from .accounts import Accounts, PasswordChecks
 from .auth import SESSION_COOKIE, LoginLimiter, Session, Sessions, same
 from .enrollment import Enroller
 from .events_db import EventsDB
-from .security import SecurityHeaders, header_dict
+from .localtime import LocalClock
+from .security import BodyLimit, SecurityHeaders, header_dict
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
+#: the largest request body of any form but the photo upload
+FORM_MAX_BYTES = 1 << 20
+#: what a photo upload's form may add to the photo (the other fields, the multipart framing)
+UPLOAD_FORM_BYTES = 64 << 10
 
 
 @dataclass
@@ -42,10 +47,12 @@ class AdminState:
     accounts: Accounts
     sessions: Sessions
     limiter: LoginLimiter
+    checks: PasswordChecks
     enroller: Enroller
     events: EventsDB
     admin_log: object
     templates: Jinja2Templates
+    clock: LocalClock = field(default_factory=LocalClock)  # the door's local time ([access] timezone)
     secure_cookies: bool = True
     pin_factory: object = None
     started: float = field(default_factory=time.monotonic)
@@ -134,7 +141,7 @@ async def home(request):
     return RedirectResponse("/people" if session_of(request) else "/login", status_code=303)
 
 
-def create_app(cfg: GateConfig, *, secure_cookies: bool = True, hsts: bool = False, detector=None,
+def create_app(cfg: GateConfig, *, secure_cookies: bool = True, hsts: bool = False,
                pin_factory=None, admin_log=None) -> Starlette:
     """The admin app for ``cfg`` (a :class:`GateConfig` with its ``[admin]`` section)."""
     from ..audit import AuditLog
@@ -142,11 +149,14 @@ def create_app(cfg: GateConfig, *, secure_cookies: bool = True, hsts: bool = Fal
 
     a = cfg.admin
     templates = Jinja2Templates(directory=str(HERE / "templates"))
+    accounts = Accounts(a.accounts)
     admin = AdminState(
-        cfg=cfg, accounts=Accounts(a.accounts), sessions=Sessions(a.session_lifetime_s),
-        limiter=LoginLimiter(a.max_failed_logins, a.login_window_s), enroller=Enroller(cfg, detector),
+        cfg=cfg, accounts=accounts, sessions=Sessions(a.session_lifetime_s),
+        limiter=LoginLimiter(a.max_failed_logins, a.login_window_s, db=a.log,
+                             max_per_address=a.max_failed_logins_per_address),
+        checks=PasswordChecks(accounts), enroller=Enroller(cfg),
         events=EventsDB(cfg.audit.path), admin_log=admin_log or AuditLog(a.log), templates=templates,
-        secure_cookies=secure_cookies, pin_factory=pin_factory)
+        clock=LocalClock(cfg.access.timezone), secure_cookies=secure_cookies, pin_factory=pin_factory)
     routes = [
         Route("/", home),
         Route("/healthz", healthz),
@@ -155,7 +165,11 @@ def create_app(cfg: GateConfig, *, secure_cookies: bool = True, hsts: bool = Fal
         *pages_events.routes(),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, hsts=hsts)],
+    # every body is bounded as it is read (chunked ones too): a photo upload by [admin] upload_max_bytes plus the
+    # form around it, anything else by FORM_MAX_BYTES
+    body_limits = {"/people/add": a.upload_max_bytes + UPLOAD_FORM_BYTES}
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, hsts=hsts),
+                                               Middleware(BodyLimit, default=FORM_MAX_BYTES, limits=body_limits)],
                     exception_handlers={HTTPException: http_error, 500: server_error, Exception: server_error})
     app.state.admin = admin
     return app

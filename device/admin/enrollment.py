@@ -1,7 +1,7 @@
-"""Checking one photo for enrollment, in memory: decode, the core :func:`edgeface.enroll.check_photo` (the same
-detector, alignment and quality gates as ``edgeface enroll`` and the door), embed, and the identity checks of
-:func:`edgeface.enroll_checks.check_person` (already enrolled; one face under two names; one name, several
-people) at the same threshold as ``edgeface enroll``.
+"""Checking one photo for enrollment, in memory, through the one model object: the page's photos take exactly the
+path of ``edgeface enroll``'s (:class:`edgeface.recognizer.Recognizer` built from the gate config: the strict photo
+reader, the detector of ``[detector]``, the bundle's alignment, the quality gates, the embedder with the mirror
+image), and the identity checks are :func:`edgeface.enroll_checks.check_person` with the same thresholds.
 
 The photo's bytes are decoded in memory and dropped; only the embedding is kept until the admin saves it.
 """
@@ -25,6 +25,7 @@ ADVICE = {
     "blurred": "face blurred: hold still, or use a sharper photo",
     "not_frontal": "face turned away: look straight at the camera",
     "unreadable": "not an image: upload a JPEG or PNG photo",
+    "corrupt": "the file is damaged, cut short or not a JPEG, PNG, BMP, WebP or PGM photo",
     "alignment_failed": "the face cannot be aligned: use a frontal photo",
 }
 
@@ -35,84 +36,74 @@ class Verdict:
     reasons: list[str] = field(default_factory=list)   # in words, one per failed gate
     details: list[str] = field(default_factory=list)   # the quality gate's own measured messages
     embedding: np.ndarray | None = None
-    similar: list[tuple[str, float]] = field(default_factory=list)  # enrolled people this face matches: (name, score)
-    threshold: float | None = None
+    similar: list[tuple[str, float]] = field(default_factory=list)  # enrolled people the door could confuse: (name, score)
+    threshold: float | None = None  # the door's threshold
     identity: object = None  # the PersonCheck of edgeface.enroll_checks
-
-
-def decode_image(data: bytes) -> np.ndarray | None:
-    import cv2
-
-    if not data:
-        return None
-    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    crop: np.ndarray | None = None  # the aligned face, for the verdict page (never stored)
 
 
 class Enroller:
-    """The detector, embedder and threshold of a gate config, loaded on first use (the people and events pages
+    """The gate config's :class:`~edgeface.recognizer.Recognizer`, built on first use (the people and events pages
     work without a model)."""
 
-    def __init__(self, cfg: GateConfig, detector=None):
+    def __init__(self, cfg: GateConfig):
         self.cfg = cfg
-        self._detector = detector
-        self._embedder = None
-        self._threshold: float | None = None
+        self._recognizer = None
         self._lock = threading.Lock()
 
-    def _load(self):
+    @property
+    def recognizer(self):
         with self._lock:
-            if self._embedder is None:
-                from edgeface.bundle import Bundle
-                from edgeface.runtime import open_embedder
+            if self._recognizer is None:
+                from edgeface.recognizer import Recognizer
 
-                from edgeface.enroll_checks import similarity_threshold
-
-                bundle = Bundle.load(self.cfg.model.bundle)
-                key = self.cfg.model.key or bundle.default_key()
-                self._threshold = similarity_threshold(bundle, key, self.cfg.policy.threshold)[0]
-                self._embedder = open_embedder(bundle, model=key, threads=self.cfg.model.threads,
-                                               providers=self.cfg.model.providers)
-            if self._detector is None:
-                from edgeface.detect import create_detector
-
-                det = self.cfg.detector
-                options = {"score_threshold": det.score_threshold} if det.kind == "yunet" else {}
-                self._detector = create_detector(det.kind, det.model_path, **options)
-        return self._detector, self._embedder
+                rec = Recognizer.from_config(self.cfg)
+                rec.thresholds()  # an uncalibrated bundle says so before any photo is checked
+                self._recognizer = rec
+        return self._recognizer
 
     @property
     def fingerprint(self) -> str:
-        return self._load()[1].fingerprint
+        return self.recognizer.fingerprint
 
     @property
     def embedding_size(self) -> int:
-        return int(self._load()[1].embedding_size)
+        return self.recognizer.embedding_size
 
     @property
     def threshold(self) -> float:
-        self._load()
-        return self._threshold
+        return self.recognizer.thresholds().door.value
 
     def identity(self, gallery: Gallery, name: str, embedding: np.ndarray, allow_similar: bool = False):
         """The safety checks of ``edgeface enroll`` for one new photo of ``name``."""
         from edgeface.enroll_checks import check_person
 
-        return check_person(gallery, name, embedding[None], ["this photo"], self.threshold, allow_similar)
+        return check_person(gallery, name, embedding[None], ["this photo"], self.recognizer, allow_similar)
 
-    def check(self, image: np.ndarray | None, gallery: Gallery | None, name: str = "") -> Verdict:
-        from edgeface.enroll import check_photo
-        from edgeface.match import Matcher
+    def check(self, photo: bytes | np.ndarray | None, gallery: Gallery | None, name: str = "") -> Verdict:
+        """An uploaded photo (its bytes, read by the one photo reader) or a camera snapshot (an image). Raises
+        :class:`~edgeface.enroll_photos.UnsupportedImageError` for a file that is not a photo edgeface takes."""
+        from edgeface.enroll_checks import similar_people
+        from edgeface.enroll_photos import CorruptImageError, UnsupportedImageError
 
-        detector, embedder = self._load()
-        check = check_photo(detector, image, self.cfg.quality, int(embedder.spec.size[0]))
-        if not check.ok:
+        from edgeface.recognizer import Recognizer
+
+        if photo is None or isinstance(photo, (bytes, bytearray)):
+            try:  # the one reader, before the model is built: a file that is no photo (a bomb) costs nothing more
+                image = Recognizer.read_photo(bytes(photo or b""))
+            except UnsupportedImageError:
+                raise
+            except CorruptImageError as exc:
+                return Verdict(False, [ADVICE["corrupt"]], [str(exc)])
+        else:
+            image = photo
+        rec = self.recognizer
+        check, emb = rec.enroll_photo(image)
+        if emb is None:
             reasons = [ADVICE.get(c, r) for c, r in zip(check.report.codes, check.report.reasons)]
             return Verdict(False, reasons or ["the photo cannot be used"], list(check.report.reasons))
-        emb = embedder.embed(check.crop[None])[0]
-        similar: list[tuple[str, float]] = []
-        if gallery is not None and len(gallery):
-            scores = Matcher(gallery).person_scores(emb[None])[0]
-            similar = sorted(((p.name, float(s)) for p, s in zip(gallery.people, scores) if s >= self._threshold),
-                             key=lambda x: -x[1])
-        identity = self.identity(gallery or Gallery.new(embedder.fingerprint, embedder.embedding_size), name, emb)
-        return Verdict(True, [], [], emb, similar, self._threshold, identity)
+        th = rec.thresholds()
+        similar = [(p.name, s) for p, s, _ in similar_people(gallery, emb[None], rec, th.door.value)] \
+            if gallery is not None else []
+        identity = self.identity(gallery or Gallery.new(rec.fingerprint, rec.embedding_size), name, emb)
+        return Verdict(True, [], [], emb, similar, th.door.value, identity, check.crop)

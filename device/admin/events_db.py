@@ -6,9 +6,10 @@ the reason shown, never as an error page.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from pathlib import Path
 
 from ..audit import COLUMNS
@@ -23,6 +24,8 @@ class EventFilter:
     since: str = ""   # YYYY-MM-DD or an ISO time, UTC
     until: str = ""
     limit: int = 200
+    start: str = ""   # an instant, as the database writes times (UTC ISO 8601): from it (inclusive)...
+    end: str = ""     # ...to this one (exclusive); the page turns local days into these (LocalClock)
 
     def where(self) -> tuple[str, list]:
         clauses, args = [], []
@@ -38,6 +41,12 @@ class EventFilter:
         if self.until:
             clauses.append("time < ?")
             args.append(_day_after(self.until))
+        if self.start:
+            clauses.append("time >= ?")
+            args.append(self.start)
+        if self.end:
+            clauses.append("time < ?")
+            args.append(self.end)
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
@@ -54,7 +63,8 @@ class EventsDB:
         self.path = Path(path)
         self.problem = ""
 
-    def _query(self, sql: str, args=()) -> list[tuple]:
+    def _query(self, sql: str, args=(), names: list | None = None) -> list[tuple]:
+        """Rows of ``sql``; with ``names``, the list receives the result's column names."""
         self.problem = ""
         if not self.path.exists():
             self.problem = f"no audit database at {self.path} yet (the gate has not run)"
@@ -65,7 +75,10 @@ class EventsDB:
             self.problem = f"cannot open the audit database: {exc}"
             return []
         try:
-            return conn.execute(sql, args).fetchall()
+            cursor = conn.execute(sql, args)
+            if names is not None:
+                names.extend(d[0] for d in cursor.description or ())
+            return cursor.fetchall()
         except sqlite3.Error as exc:
             self.problem = f"cannot read the audit database: {exc}"
             return []
@@ -73,33 +86,57 @@ class EventsDB:
             conn.close()
 
     def events(self, f: EventFilter) -> list[dict]:
+        """Newest first: every column the database has (``candidates`` and ``rule`` where its schema has them;
+        ``candidates`` parsed from its JSON, [] when absent or unreadable)."""
         where, args = f.where()
-        rows = self._query(f"SELECT {', '.join(COLUMNS)} FROM events{where} ORDER BY id DESC LIMIT ?",
-                           args + [int(f.limit)])
-        return [dict(zip(COLUMNS, r)) for r in rows]
+        names: list[str] = []
+        rows = self._query(f"SELECT * FROM events{where} ORDER BY id DESC LIMIT ?", args + [int(f.limit)], names)
+        out = []
+        for r in rows:
+            row = dict.fromkeys((*COLUMNS, "candidates", "rule"))
+            row.update(zip(names, r))
+            row["candidates"] = _candidates(row["candidates"])
+            out.append(row)
+        return out
 
     def kinds(self) -> list[str]:
         return [r[0] for r in self._query("SELECT DISTINCT kind FROM events ORDER BY kind")]
 
-    def daily_counts(self, f: EventFilter, days: int = 14) -> list[tuple[str, dict[str, int]]]:
-        """Per UTC day (the last ``days``, oldest first): counts of granted / denied / unknown decisions."""
-        today = datetime.now(timezone.utc).date()
+    def daily_counts(self, f: EventFilter, days: int = 14, clock=None) -> list[tuple[str, dict[str, int]]]:
+        """Per day of ``clock`` (a :class:`.localtime.LocalClock`; UTC without one), the last ``days``, oldest
+        first: counts of granted / denied / unknown decisions."""
+        from .localtime import LocalClock
+
+        clock = clock or LocalClock("UTC")
+        today = clock.today()
         first = today - timedelta(days=days - 1)
-        where, args = EventFilter(f.person, f.kind, max(f.since, first.isoformat()), f.until).where()
+        start = max(f.start, clock.start_utc(first)) if f.start else clock.start_utc(first)
+        where, args = EventFilter(f.person, f.kind, f.since, f.until, start=start, end=f.end).where()
         kinds = ",".join("?" * len(DECISIONS))
-        rows = self._query(f"SELECT substr(time, 1, 10), kind, COUNT(*) FROM events{where}"
-                           f"{' AND' if where else ' WHERE'} kind IN ({kinds}) GROUP BY 1, 2",
+        rows = self._query(f"SELECT time, kind FROM events{where}{' AND' if where else ' WHERE'} kind IN ({kinds})",
                            args + list(DECISIONS))
         out = {(first + timedelta(days=i)).isoformat(): dict.fromkeys(DECISIONS, 0) for i in range(days)}
-        for day, kind, n in rows:
+        for when, kind in rows:
+            day = clock.day_of(when)
             if day in out:
-                out[day][kind] = int(n)
+                out[day][kind] += 1
         return list(out.items())
 
     def last(self, kinds: tuple[str, ...]) -> dict | None:
         rows = self._query(f"SELECT {', '.join(COLUMNS)} FROM events WHERE kind IN ({','.join('?' * len(kinds))}) "
                            "ORDER BY id DESC LIMIT 1", kinds)
         return dict(zip(COLUMNS, rows[0])) if rows else None
+
+
+def _candidates(text) -> list[dict]:
+    """The ``candidates`` column (JSON, best first) as a list; [] when absent or unreadable."""
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return []
+    return [c for c in value if isinstance(c, dict)] if isinstance(value, list) else []
 
 
 def chart(days: list[tuple[str, dict[str, int]]], width: int = 640, height: int = 160) -> dict:

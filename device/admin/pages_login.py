@@ -1,7 +1,10 @@
-"""``/login`` and ``/logout``: argon2-verified passwords, rate-limited per user and address, audited."""
+"""``/login`` and ``/logout``: argon2-verified passwords (a bounded number at a time:
+:class:`~.accounts.PasswordChecks`), rate-limited per user name and per address before any hash
+(:class:`~.auth.LoginLimiter`), audited."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 
 from starlette.concurrency import run_in_threadpool
@@ -11,6 +14,8 @@ from starlette.routing import Route
 
 from .app import address, form_of, login_required, page, session_of, state
 from .auth import LOGIN_COOKIE, LOGIN_COOKIE_S, SESSION_COOKIE, same
+
+log = logging.getLogger(__name__)
 
 
 def _cookie(response, name: str, value: str, max_age: int, secure: bool) -> None:
@@ -39,16 +44,25 @@ async def login(request):
     user = str(form.get("username", "")).strip()[:64]
     password = str(form.get("password", ""))
     where = address(request)
-    wait = s.limiter.blocked_for(user, where)
+    wait, ticket = s.limiter.begin(user, where)  # counted as a failure until the password proves right
     if wait > 0:
         s.audit("admin_login_refused", user or "?", f"rate-limited from {where}")
         return _login_page(request, f"Too many failed logins: try again in {int(wait) + 1} s.", 429, user)
-    ok = await run_in_threadpool(s.accounts.verify, user, password)
+    ok = await run_in_threadpool(s.checks.verify, user, password)
+    if ok is None:  # too many logins in flight: nothing was checked, so nothing is counted
+        s.limiter.succeeded(user, where, ticket)
+        s.audit("admin_login_refused", user or "?", f"busy (too many logins at once) from {where}")
+        response = _login_page(request, "Too many logins at once: try again in a few seconds.", 503, user)
+        response.headers["retry-after"] = "5"
+        return response
     if not ok:
-        s.limiter.failed(user, where)
         s.audit("admin_login_failed", user or "?", f"wrong name or password from {where}")
         return _login_page(request, "Wrong name or password.", 401, user)
-    s.limiter.succeeded(user, where)
+    s.limiter.succeeded(user, where, ticket)
+    try:  # a hash with older (heavier) parameters is replaced now that the password is known
+        await run_in_threadpool(s.accounts.upgrade, user, password)
+    except Exception as exc:  # a read-only accounts file: the login stands, the old hash stays
+        log.warning("admin login: could not upgrade the password hash of %s: %s", user, exc)
     session = s.sessions.create(user)
     s.audit("admin_login", user, f"logged in from {where}")
     response = RedirectResponse("/people", status_code=303)

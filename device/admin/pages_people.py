@@ -1,5 +1,7 @@
-"""People: the list, adding a person (photo upload or a door-camera snapshot, checked before saving), removal
-and renaming with a confirmation. Every change is written through :mod:`.store` and audited."""
+"""People: the list, adding a person (photo upload or a door-camera snapshot, checked before saving: the verdict
+shows the detected, aligned face, kept in memory only), their badges, PIN, schedule, groups and validity
+(:mod:`edgeface.access.people_set`, the code of ``edgeface people set``), removal and renaming with a
+confirmation. Every change is written through :mod:`.store` and audited."""
 
 from __future__ import annotations
 
@@ -12,11 +14,10 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
 from edgeface.errors import EdgefaceError
-from edgeface.gallery import GalleryError, GalleryNotFoundError
+from edgeface.gallery import GalleryError, GalleryNotFoundError, PersonNameError, check_name
 
 from .app import form_of, login_required, page, redirect, state
-from .enrollment import decode_image
-from .store import change_gallery, read_gallery
+from .store import change_gallery, read_gallery, revoke_person, signed_door
 
 PENDING_S = 600  # a checked photo waits this long for "save"
 
@@ -40,11 +41,13 @@ def _person(s, pid: str):
     return person
 
 
-def _row(p) -> dict:
+def _row(p, clock=None) -> dict:
     access = p.attributes.get("access") if isinstance(p.attributes.get("access"), dict) else {}
     other = {k: v for k, v in p.attributes.items() if k != "access"}
-    return {"id": p.id, "name": p.name, "embeddings": len(p.embeddings), "created": p.created[:16].replace("T", " "),
-            "updated": p.updated[:16].replace("T", " "), "access": access, "other": other}
+    when = clock.show if clock is not None else (lambda iso: iso[:19].replace("T", " "))
+    return {"id": p.id, "name": p.name, "embeddings": len(p.embeddings), "created": when(p.created)[:16],
+            "updated": when(p.updated)[:16], "access": {k: v for k, v in access.items() if k != "pin"},
+            "pin": bool(access.get("pin")), "other": other}
 
 
 @login_required
@@ -53,10 +56,11 @@ async def people(request):
     problem, rows = "", []
     try:
         gallery = _gallery_or_none(s)
-        rows = [_row(p) for p in gallery.people] if gallery else []
+        rows = [_row(p, s.clock) for p in gallery.people] if gallery else []
     except GalleryError as exc:
         problem = f"The gallery cannot be read: {exc}"
-    return page(request, "people.html", {"people": rows, "problem": problem, "gallery": s.cfg.model.gallery})
+    return page(request, "people.html", {"people": rows, "problem": problem, "gallery": s.cfg.model.gallery,
+                                         "zone": s.clock.zone, "mode": s.cfg.access.mode})
 
 
 @login_required
@@ -77,12 +81,25 @@ def _refuse(request, name: str, message: str, status_code: int):
 
 
 async def _check_and_show(request, name: str, image, photo: bytes | None, source: str):
+    """``image``: the upload's bytes (read by the one photo reader) or a camera snapshot (an image)."""
     s = state(request)
+    if signed_door(s.cfg.model.gallery):  # issue 22: adding on a signed door needs the desk's signature
+        return _refuse(request, name, "This door runs the enrolment desk's signed gallery: new people, badges and "
+                                      "PINs are added at the desk and published from there (edgeface fleet publish). "
+                                      "Removing someone works here.", 409)
     if not name:
         return _refuse(request, name, "Give the person a name.", 400)
     try:
+        name = check_name(name)
+    except PersonNameError as exc:
+        return _refuse(request, "", f"{exc}.", 400)
+    from edgeface.enroll_photos import UnsupportedImageError
+
+    try:
         gallery = _gallery_or_none(s)
         verdict = await run_in_threadpool(s.enroller.check, image, gallery, name)
+    except UnsupportedImageError as exc:
+        return _refuse(request, name, f"This file is not a photo edgeface takes: {exc}", 415)
     except (EdgefaceError, OSError) as exc:
         return _refuse(request, name, f"Cannot check the photo: {exc}", 500)
     token = ""
@@ -96,7 +113,20 @@ async def _check_and_show(request, name: str, image, photo: bytes | None, source
                           "photo": photo if s.cfg.admin.save_faces else None,
                           "expires": time.monotonic() + PENDING_S}
     return page(request, "verdict.html", {"name": name, "verdict": verdict, "token": token, "source": source,
-                                          "existing": existing is not None}, 200 if verdict.ok else 422)
+                                          "existing": existing is not None, "face": face_data_url(verdict.crop)},
+                200 if verdict.ok else 422)
+
+
+def face_data_url(crop) -> str:
+    """The aligned face as an inline PNG (``data:`` URL): shown on the verdict page, never written anywhere."""
+    if crop is None:
+        return ""
+    import base64
+
+    import cv2
+
+    ok, png = cv2.imencode(".png", crop)
+    return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode("ascii") if ok else ""
 
 
 @login_required
@@ -108,7 +138,7 @@ async def add(request):
     try:
         form = await form_of(request, max_part_size=limit + 1)
     except HTTPException as exc:
-        if exc.status_code == 400:
+        if exc.status_code in (400, 413):  # a damaged form, or a body cut at the limit (admin.security.BodyLimit)
             return _refuse(request, "", f"The photo is too large or the form is damaged (at most "
                                         f"{limit / (1 << 20):.1f} MB).", 413)
         raise
@@ -120,10 +150,7 @@ async def add(request):
     await upload.close()
     if len(data) > limit:
         return _refuse(request, name, f"The photo is too large: at most {limit / (1 << 20):.1f} MB.", 413)
-    image = decode_image(data)
-    if image is None:
-        return _refuse(request, name, "This file is not an image: upload a JPEG or PNG photo.", 415)
-    return await _check_and_show(request, name, image, data, "photo")
+    return await _check_and_show(request, name, data, data, "photo")
 
 
 def _snapshot(cfg):
@@ -204,6 +231,69 @@ async def save(request):
     return redirect(request, "/people", f"{person.name} is enrolled.")
 
 
+def _access_form(person) -> dict:
+    raw = person.attributes.get("access") if isinstance(person.attributes.get("access"), dict) else {}
+    return {"badges": ", ".join(raw.get("badges", [])), "pin": bool(raw.get("pin")),
+            "schedule": raw.get("schedule", ""), "groups": ", ".join(raw.get("groups", [])),
+            "valid_from": raw.get("valid_from", ""), "valid_until": raw.get("valid_until", "")}
+
+
+def _access_page(request, person, values: dict, error: str = "", status_code: int = 200):
+    s = state(request)
+    return page(request, "access.html", {"person": _row(person, s.clock), "v": values, "error": error,
+                                         "zone": s.clock.zone, "mode": s.cfg.access.mode,
+                                         "groups_known": sorted(s.cfg.access.schedules)}, status_code)
+
+
+@login_required
+async def access_form(request):
+    person = _person(state(request), request.path_params["pid"])
+    return _access_page(request, person, _access_form(person))
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in text.replace(",", " ").split() if w]
+
+
+@login_required
+async def access(request):
+    """Badges, PIN, schedule, groups and validity of one person: the change of ``edgeface people set``
+    (:func:`edgeface.access.people_set.access_editor`), under the gallery's lock. The PIN is hashed there and never
+    shown, logged or kept in the form."""
+    from types import SimpleNamespace
+
+    from edgeface.access.credentials import AccessDataError
+    from edgeface.access.people_set import access_editor, summary
+
+    s = state(request)
+    form = await form_of(request)
+    pid = request.path_params["pid"]
+    person = _person(s, pid)
+    values = {k: str(form.get(k, "")).strip()[:200] for k in ("badges", "schedule", "groups", "valid_from",
+                                                              "valid_until")}
+    values["pin"] = bool(person.attributes.get("access", {}).get("pin")) if isinstance(
+        person.attributes.get("access"), dict) else False
+    pin, again = str(form.get("new_pin", "")), str(form.get("new_pin_again", ""))
+    clear_pin = form.get("clear_pin") == "yes"
+    if pin != again:
+        return _access_page(request, person, values, "The two PINs differ; nothing was changed.", 400)
+    if pin and clear_pin:
+        return _access_page(request, person, values, "Either set a new PIN or remove it, not both.", 400)
+    args = SimpleNamespace(name=pid, badge=_words(values["badges"]), clear_badge=True, clear_pin=clear_pin,
+                           schedule=values["schedule"], group=_words(values["groups"]),
+                           valid_from=values["valid_from"], valid_until=values["valid_until"])
+    try:
+        from edgeface.access.credentials import find_pin_secret
+
+        secret = find_pin_secret(s.cfg.access.pin_secret_file) if pin else None  # the site's key, as the door's
+        changed = await run_in_threadpool(change_gallery, s.cfg.model.gallery, access_editor(args, pin or None, secret))
+    except (AccessDataError, GalleryError) as exc:
+        return _access_page(request, person, values, f"Not saved: {exc}", 400)
+    what = summary(changed) + ("; PIN changed" if pin else "; PIN removed" if clear_pin else "")
+    s.audit("person_access_changed", request.state.session.user, what, person=changed.name, person_id=changed.id)
+    return redirect(request, "/people", f"{changed.name}: {what}.")
+
+
 @login_required
 async def remove_form(request):
     return page(request, "remove.html", {"person": _row(_person(state(request), request.path_params["pid"]))})
@@ -215,6 +305,15 @@ async def remove(request):
     await form_of(request)
     pid = request.path_params["pid"]
     _person(s, pid)
+    if signed_door(s.cfg.model.gallery):  # issue 22: a local revocation; the signed file stays as signed
+        try:
+            person = await run_in_threadpool(revoke_person, s.cfg.model.gallery, pid, request.state.session.user)
+        except GalleryError as exc:
+            raise HTTPException(409, f"not removed: {exc}") from None
+        s.audit("person_revoked", request.state.session.user, "revoked on this door (the desk's signed list "
+                "still holds them until it is published without them)", person=person.name, person_id=person.id)
+        return redirect(request, "/people", f"{person.name} is revoked on this door: the door no longer lets them "
+                        "in. Remove them at the enrolment desk too, so that every door's list drops them.")
     try:
         person = await run_in_threadpool(change_gallery, s.cfg.model.gallery, lambda g: g.remove(pid))
     except GalleryError as exc:
@@ -237,6 +336,10 @@ async def rename(request):
     old = _person(s, pid)
     new = str(form.get("name", "")).strip()
     try:
+        new = check_name(new)
+    except PersonNameError as exc:
+        return page(request, "rename.html", {"person": _row(old), "error": str(exc)}, 400)
+    try:
         person = await run_in_threadpool(change_gallery, s.cfg.model.gallery, lambda g: g.rename(pid, new))
     except GalleryError as exc:
         return page(request, "rename.html", {"person": _row(old), "error": str(exc)}, 409)
@@ -256,4 +359,6 @@ def routes():
         Route("/people/{pid}/remove", remove, methods=["POST"]),
         Route("/people/{pid}/rename", rename_form, methods=["GET"]),
         Route("/people/{pid}/rename", rename, methods=["POST"]),
+        Route("/people/{pid}/access", access_form, methods=["GET"]),
+        Route("/people/{pid}/access", access, methods=["POST"]),
     ]

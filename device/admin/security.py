@@ -1,4 +1,5 @@
-"""Security headers on every response, and error pages that never show a traceback.
+"""Security headers on every response, request bodies cut at a size limit, and error pages that never show a
+traceback.
 
 The page uses no JavaScript, no inline styles and no third-party resources, so the Content-Security-Policy
 allows nothing but this origin's stylesheet and images. Every page but the static stylesheet is ``no-store``:
@@ -8,6 +9,8 @@ people's names, events and the status page are personal data and must not stay i
 from __future__ import annotations
 
 import logging
+
+from starlette.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
@@ -57,3 +60,51 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class BodyTooLarge(HTTPException):
+    """A request body went past its route's limit: 413, and nothing more of it is read."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request is too large: at most {limit / (1 << 20):.1f} MB.")
+        self.limit = limit
+
+
+class BodyLimit:
+    """Pure ASGI middleware: a request body (with or without Content-Length: chunked ones too) may be at most
+    ``limits[path]`` bytes, else ``default``. A declared length over it is refused before any byte is read; an
+    undeclared one when the count passes it, as the app reads: :class:`BodyTooLarge` (an HTTPException, so the
+    app's own 413 page answers) is raised from ``receive`` and nothing more is read from the connection. Starlette
+    spools uploaded files to disk, so this also bounds what an upload can put there."""
+
+    def __init__(self, app, default: int, limits: dict[str, int] | None = None):
+        self.app = app
+        self.default = int(default)
+        self.limits = dict(limits or {})
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limits.get(scope.get("path", ""), self.default)
+        declared = None
+        for k, v in scope.get("headers", []):
+            if k == b"content-length":
+                try:
+                    declared = int(v)
+                except ValueError:
+                    declared = limit + 1
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            if declared is not None and declared > limit:
+                raise BodyTooLarge(limit)
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, limited, send)

@@ -18,7 +18,25 @@ T = TypeVar("T")
 
 
 def read_gallery(path: Path, fingerprint: str | None = None) -> Gallery:
-    return Gallery.load(path, expected_fingerprint=fingerprint)
+    """The people the door runs: on a door's signed copy, the signed list minus its local revocations."""
+    from edgeface.revocations import effective
+
+    return effective(path, Gallery.load(path, expected_fingerprint=fingerprint))
+
+
+def signed_door(path: Path) -> bool:
+    """True on a door's copy of the desk's signed gallery: removals are local revocations, additions need the
+    desk's signature (:mod:`edgeface.revocations`)."""
+    from edgeface.revocations import is_signed_copy
+
+    return is_signed_copy(path)
+
+
+def revoke_person(path: Path, pid: str, user: str):
+    """Revoke one person on a signed door (under the gallery's lock); returns the person."""
+    from edgeface.revocations import revoke
+
+    return revoke(path, pid, by=f"admin:{user}", timeout=10.0)[0]
 
 
 def change_gallery(path: Path, change: Callable[[Gallery], T], *, fingerprint: str | None = None,

@@ -12,23 +12,46 @@ import sys
 
 NAME = "admin"
 HELP = "the door's local admin web page (people, enrollment, events, status), or add-user"
-DESCRIPTION = """The door's local admin web page, behind a login.
+USAGE = """%(prog)s --config FILE [--listen HOST:PORT] [--insecure-http]     (serve the page)
+       %(prog)s add-user NAME --config FILE                                (create an account)"""
+DESCRIPTION = """The door's local admin web page, behind a login: people (add from a photo or the door camera, badges,
+PINs, schedules, remove, rename), who came in today, events, status and a relay test.
 
-  edgeface admin --config /etc/edgeface/gate.toml [--listen 127.0.0.1:8080]
-  edgeface admin add-user NAME --config /etc/edgeface/gate.toml
+  edgeface admin add-user alice --config /etc/edgeface/gate.toml     # first, an account (asks for its password)
+  edgeface admin --config /etc/edgeface/gate.toml                     # then serve the page on 127.0.0.1:8080
+  ssh -L 8080:127.0.0.1:8080 pi@door                                  # and open http://127.0.0.1:8080 from a laptop
 
-It listens on localhost by default. Another address needs [admin] tls_cert and tls_key in the config, or
+On a door, `edgeface install-service --admin` runs it as the service edgeface-admin (docs/deployment.md, 3a).
+It listens on localhost by default, at niceness 10 (the door's loop comes first). Another address needs [admin]
+tls_cert and tls_key in the config, or
 --insecure-http (passwords and cookies then cross the network in clear: a warning is printed).
 add-user prompts for the password, or reads one line from stdin when stdin is not a terminal."""
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
+#: the page's niceness (at least): the door's loop, at 0, always gets the CPU first, whatever the page is asked to do
+ADMIN_NICE = 10
+
+
+def lower_priority(nice: int = ADMIN_NICE) -> int:
+    """Run this process at niceness ``nice`` or lower priority (threads started afterwards inherit it; the unit
+    file's Nice= does the same under systemd). Returns the niceness now in force."""
+    import os
+
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, 0)
+        if current < nice:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+        return os.getpriority(os.PRIO_PROCESS, 0)
+    except OSError:
+        return nice
 
 
 def add_arguments(p) -> None:
     p.add_argument("--config", metavar="FILE", help="gate config (TOML) with an [admin] section")
     p.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT", help=f"address to serve on (default {DEFAULT_LISTEN})")
     p.add_argument("--insecure-http", action="store_true", help="serve plain HTTP on a non-localhost address (not recommended)")
-    sub = p.add_subparsers(dest="admin_action", metavar="ACTION")
+    sub = p.add_subparsers(dest="admin_action", metavar="add-user", title="action (optional)",
+                           description="without one, edgeface admin serves the page")
     add = sub.add_parser("add-user", help="create an admin account or set a new password")
     add.add_argument("name", help="account name")
     add.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help="gate config (TOML)")
@@ -72,6 +95,9 @@ def read_password() -> str:
 def run(args) -> int:
     from edgeface.config import load_config
     from edgeface.errors import ConfigError
+    from edgeface.extras import require
+
+    require("admin", "edgeface admin")  # starlette turns a missing jinja2 or python-multipart into an assert
 
     if not args.config:
         raise ConfigError("edgeface admin needs --config FILE (the gate config with an [admin] section)")
@@ -90,6 +116,7 @@ def run(args) -> int:
                               "tls_key in the config (or --insecure-http)")
         print(f"edgeface admin: WARNING: serving plain HTTP on {host}:{port}: passwords and session cookies cross "
               "the network unencrypted; set [admin] tls_cert and tls_key", file=sys.stderr)
+    lower_priority()  # before any thread starts: uvicorn's, the hashing threads, onnxruntime's all inherit it
     import uvicorn
 
     from edgeface.device.admin.app import create_app

@@ -28,7 +28,9 @@ def run(args) -> int:
     checked = preflight(cfg)  # PreflightError (a ConfigError) -> 78
     for warning in checked.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
-    print(f"{args.file}: ok (camera {cfg.camera.source!r}, relay {checked.relay} pin {cfg.relay.pin}, "
-          f"model {checked.key} of {cfg.model.bundle}, threshold {checked.threshold.value:.4f} "
-          f"({checked.threshold.source}), {len(checked.gallery)} enrolled)")
+    pin = str(cfg.relay.pin)
+    named = "" if checked.relay.endswith(pin) else f" (pin {pin!r})"  # "mock GPIO17 (pin 'BOARD11')"
+    print(f"{args.file}: ok (camera {cfg.camera.source!r}, relay {checked.relay}{named}, "
+          f"model {checked.key} of {cfg.model.bundle}, thresholds: {checked.thresholds.describe()}, "
+          f"{len(checked.gallery)} enrolled)")
     return 0

@@ -1,8 +1,11 @@
 """Everything a door runs against the broker, beside (never inside) the decision loop.
 
-* **Gallery**: subscribed to ``PREFIX/SITE/gallery`` with QoS 1; the retained message gives a door that was
-  offline the newest gallery as soon as it connects. Each message goes to :class:`GallerySubscriber` in
-  paho's thread.
+* **Gallery**: subscribed to ``PREFIX/SITE/gallery`` and ``PREFIX/SITE/fresh`` (the desk's signed "still
+  current" statement) with QoS 1; the retained messages give a door that was offline the newest gallery and
+  statement as soon as it connects. Each message goes to :class:`GallerySubscriber` in paho's thread. No
+  retained gallery within :data:`WITHHELD_AFTER_S` of a connect (the topic was cleared, or the broker withholds
+  it) is a ``gallery_withheld`` event; the freshness guard (:mod:`.freshness`) decides what a door that stops
+  hearing from the desk still lets in.
 * **Events**: every gate event (no face images: the crop the audit log may get is never passed on) is put in
   the on-disk :class:`EventQueue` with the site and door; a sender thread publishes the oldest ones with QoS 1
   while connected and deletes each once the broker acknowledged it; paho resends unacknowledged ones after a
@@ -25,12 +28,16 @@ from .event_queue import EventQueue
 from .keys import load_public_key
 from .mqtt_client import MqttClient
 from .subscriber import GallerySubscriber
-from .topics import events_topic, gallery_topic, status_topic
+from .topics import events_topic, fresh_topic, gallery_topic, status_topic
 
 log = logging.getLogger(__name__)
 
 #: messages handed to paho and not yet acknowledged, at most
 MAX_INFLIGHT = 50
+#: a connect followed by no retained gallery message for this long is reported as withheld
+WITHHELD_AFTER_S = 5.0
+#: gate events after which the retained status is published again
+STATUS_EVENTS = ("gallery_stale", "gallery_fresh", "reloaded")
 
 
 class DoorLink:
@@ -40,13 +47,17 @@ class DoorLink:
         self.events_topic = events_topic(fleet.topic_prefix, fleet.site, fleet.door)
         self.status_topic = status_topic(fleet.topic_prefix, fleet.site, fleet.door)
         self.queue = EventQueue(fleet.queue_path, fleet.queue_max)
+        self.gallery_topic = gallery_topic(fleet.topic_prefix, fleet.site)
+        self.fresh_topic = fresh_topic(fleet.topic_prefix, fleet.site)
         self.subscriber = GallerySubscriber(cfg.model.gallery, load_public_key(cfg.model.gallery_public_key), gate,
-                                            int(fleet.max_gallery_mb * (1 << 20)))
+                                            int(fleet.max_gallery_mb * (1 << 20)), site=fleet.site, door=fleet.door,
+                                            freshness=getattr(gate, "freshness", None))
+        # with the shipped broker configuration (use_username_as_clientid) the broker uses the user name instead
         self.client = client_factory(
-            fleet, f"edgeface-{fleet.site}-{fleet.door}",
+            fleet, f"{fleet.site}/{fleet.door}",
             will=(self.status_topic, self._status("offline")),
             on_message=self._on_message, on_connected=self._on_connected, on_disconnected=self._on_disconnected,
-            subscriptions=((gallery_topic(fleet.topic_prefix, fleet.site), 1),))
+            subscriptions=((self.gallery_topic, 1), (self.fresh_topic, 1)))
         self.connects = 0
         self._inflight: dict[int, object] = {}
         self._stop = threading.Event()
@@ -79,6 +90,8 @@ class DoorLink:
         try:
             self.queue.put({"site": self.fleet.site, "door": self.fleet.door, **event.to_json()})
             self._wake.set()
+            if event.kind in STATUS_EVENTS:  # what the status message shows changed
+                self.publish_status()
         except Exception as exc:
             log.error("fleet: event not queued: %s", exc)
 
@@ -105,9 +118,12 @@ class DoorLink:
         runtime = getattr(self.gate, "runtime", None)
         doc = {"state": state, "site": self.fleet.site, "door": self.fleet.door, "wall": now_wall()}
         if state == "online" and runtime is not None:
-            doc.update(model=runtime.key, fingerprint=runtime.pipeline.embedder.fingerprint,
+            doc.update(model=runtime.key, fingerprint=runtime.recognizer.fingerprint,
                        gallery_version=runtime.gallery.version, enrolled=len(runtime.gallery),
                        gallery=dict(self.subscriber.stats), queued=len(self.queue), dropped=self.queue.dropped)
+            freshness = getattr(self.gate, "freshness", None)
+            if freshness is not None:
+                doc["freshness"] = freshness.status(runtime.gallery.version)
         return json.dumps(doc).encode()
 
     def publish_status(self) -> None:
@@ -121,6 +137,23 @@ class DoorLink:
         self.gate.post_event(kind, f"broker {self.fleet.broker}, {len(self.queue)} events queued")
         self.publish_status()
         self._wake.set()
+        connected_at = time.monotonic()
+        timer = threading.Timer(WITHHELD_AFTER_S, self._check_withheld, (connected_at, self.connects))
+        timer.daemon = True
+        timer.start()
+
+    def _check_withheld(self, connected_at: float, connects: int) -> None:
+        """No retained gallery since the connect: the topic was cleared, or something withholds it."""
+        if self._stop.is_set() or connects != self.connects or not self.client.connected:
+            return
+        if self.subscriber.last_message.get("gallery", float("-inf")) >= connected_at:
+            return
+        self.subscriber.stats["withheld"] += 1
+        runtime = getattr(self.gate, "runtime", None)
+        version = "?" if runtime is None else runtime.gallery.version
+        self.gate.post_event("gallery_withheld", f"no retained gallery on {self.gallery_topic} within "
+                                                 f"{WITHHELD_AFTER_S:g} s of connecting (cleared or withheld); kept "
+                                                 f"version {version}")
 
     def _on_disconnected(self, reason: str) -> None:
         if self._stop.is_set():  # our own goodbye
@@ -130,7 +163,8 @@ class DoorLink:
         self.gate.post_event("fleet_disconnected", f"broker {self.fleet.broker}: {reason}; {kept}events queue on disk")
 
     def _on_message(self, topic: str, payload: bytes) -> None:
-        self.subscriber.handle(payload, f"{topic} message")
+        kind = "fresh" if topic == self.fresh_topic else "gallery"
+        self.subscriber.handle(payload, f"{topic} message", kind)
         # the gate swaps the gallery at its next frame; give it a moment so the status shows the new version
         deadline = time.monotonic() + 1.0
         while self.subscriber.accepted and self.gate.runtime.gallery.version < self.subscriber.accepted.version \

@@ -7,6 +7,10 @@ client runs; the first connection is retried the same way, so a door starts with
 are renewed on every connect; ``clean_session=False`` with a fixed client id (a collector) makes the broker
 keep the subscription and queue QoS 1 messages while the client is away. Callbacks never raise into paho's thread (an exception there would
 end the thread, and with it every reconnect): they are logged and counted in ``callback_errors``.
+
+``max_packet`` (from ``[fleet] max_gallery_mb`` plus the envelope's room) bounds an incoming packet: one whose
+length header announces more is skipped as it arrives, read and dropped a socket buffer at a time, never held
+(:class:`_BoundedClient`), logged and counted in ``oversize``; the connection stays up.
 """
 
 from __future__ import annotations
@@ -28,6 +32,39 @@ class BrokerError(EdgefaceError):
     """The broker cannot be reached or refused us (within the time a command is willing to wait)."""
 
 
+#: what a packet may carry beyond the largest gallery: topic, signature document, envelope
+PACKET_ROOM = 64 << 10
+
+
+class _BoundedClient(mqtt.Client):
+    """paho's client with a ceiling on incoming packets. paho reads a packet's length header, then its whole body
+    into memory; here a body longer than ``max_packet`` is skipped from its length header on: each later read
+    drops up to 64 KiB from the socket until the body has passed, then the next packet is read as usual. (paho's
+    reading path, ``_packet_read`` and ``_in_packet``: checked against a real broker in tests/test_fleet_mqtt.py.)"""
+
+    max_packet: int | None = None
+    oversize = 0
+    _skip = 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        while self._skip > 0:
+            data = super()._sock_recv(min(self._skip, 1 << 16))  # BlockingIOError: nothing more for now
+            if not data:
+                return data  # the connection is gone
+            self._skip -= len(data)
+        p = self._in_packet
+        if (self.max_packet is not None and p["have_remaining"] and p["remaining_length"] > self.max_packet
+                and p["to_process"] == p["remaining_length"]):
+            self.oversize += 1
+            self._skip = p["remaining_length"]
+            log.warning("MQTT: a packet of %d bytes (more than the %d allowed) was refused unread",
+                        p["remaining_length"], self.max_packet)
+            self._in_packet = {"command": 0, "have_remaining": 0, "remaining_count": [], "remaining_mult": 1,
+                               "remaining_length": 0, "packet": bytearray(b""), "to_process": 0, "pos": 0}
+            raise BlockingIOError()  # paho: no data now; the next read starts skipping
+        return super()._sock_recv(bufsize)
+
+
 class MqttClient:
     def __init__(self, broker: str, client_id: str = "", *, username: str | None = None,
                  password: str | None = None, ca_file=None, cert_file=None, key_file=None,
@@ -36,7 +73,8 @@ class MqttClient:
                  on_message: Callable[[str, bytes], None] | None = None,
                  on_connected: Callable[[], None] | None = None,
                  on_disconnected: Callable[[str], None] | None = None,
-                 subscriptions: tuple[tuple[str, int], ...] = (), clean_session: bool = True) -> None:
+                 subscriptions: tuple[tuple[str, int], ...] = (), clean_session: bool = True,
+                 max_packet: int | None = None) -> None:
         tls, self.host, self.port = parse_broker(broker)
         self.broker = broker
         self.keepalive_s = int(keepalive_s)
@@ -45,7 +83,9 @@ class MqttClient:
         self.callback_errors = 0
         self.last_error: str | None = None
         self._connected = threading.Event()
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session)
+        self._client = _BoundedClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                      clean_session=clean_session)
+        self._client.max_packet = max_packet
         self._client.reconnect_delay_set(retry_initial_s, retry_max_s)
         if tls or ca_file or cert_file:
             self._client.tls_set(ca_certs=None if ca_file is None else str(ca_file),
@@ -65,12 +105,19 @@ class MqttClient:
         """From an :class:`edgeface.config.FleetConfig` (the password is read from ``password_file``)."""
         password = None
         if fleet.password_file is not None:
+            from edgeface.errors import ConfigError
+
             try:
+                mode = fleet.password_file.stat().st_mode & 0o777
                 password = fleet.password_file.read_text().strip()
             except OSError as exc:
-                from edgeface.errors import ConfigError
-
                 raise ConfigError(f"[fleet] password_file {fleet.password_file}: {exc}") from None
+            if mode & 0o007:
+                raise ConfigError(f"[fleet] password_file {fleet.password_file} is readable by every user (mode "
+                                  f"{mode:o}): chmod o-rwx it (0600 or 0640)")
+            if not password:
+                raise ConfigError(f"[fleet] password_file {fleet.password_file} is empty")
+        kw.setdefault("max_packet", int(fleet.max_gallery_mb * (1 << 20)) + PACKET_ROOM)
         return cls(fleet.broker, client_id, username=fleet.username, password=password, ca_file=fleet.ca_file,
                    cert_file=fleet.cert_file, key_file=fleet.key_file, keepalive_s=fleet.keepalive_s,
                    retry_initial_s=fleet.retry_initial_s, retry_max_s=fleet.retry_max_s, **kw)
@@ -91,6 +138,11 @@ class MqttClient:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def oversize(self) -> int:
+        """Incoming packets refused unread for being larger than ``max_packet``."""
+        return self._client.oversize
 
     def stop(self, last: tuple[str, bytes] | None = None, timeout_s: float = 2.0) -> None:
         """Publish ``last`` (retained, e.g. an ``offline`` status) if connected, disconnect, end the thread."""

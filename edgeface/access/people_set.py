@@ -2,7 +2,8 @@
 
 Every change is validated (badge digits, PIN length, schedule grammar, dates) before anything is written, and
 a badge that another person already holds is refused. The PIN is read twice without echo (``getpass``) and
-only its salted scrypt hash is stored.
+only its salted scrypt hash, keyed with the site's PIN secret (``--pin-secret FILE`` or the
+systemd credential ``pin-secret``), is stored.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def read_pin() -> str:
     return first
 
 
-def _updated(old: AccessRecord, args, pin: str | None) -> dict:
+def _updated(old: AccessRecord, args, pin: str | None, secret: bytes | None = None) -> dict:
     raw = old.to_attribute()
     try:
         if args.clear_badge:
@@ -43,7 +44,7 @@ def _updated(old: AccessRecord, args, pin: str | None) -> dict:
         if args.clear_pin:
             raw.pop("pin", None)
         if pin is not None:
-            raw["pin"] = hash_pin(pin)
+            raw["pin"] = hash_pin(pin, secret=secret)
         if args.schedule is not None:
             if args.schedule.strip():
                 raw["schedule"] = parse_schedule(args.schedule, "--schedule").text
@@ -70,13 +71,17 @@ def _updated(old: AccessRecord, args, pin: str | None) -> dict:
     return raw
 
 
-def set_access(path: str | Path, args) -> tuple[Person, str]:
-    pin = read_pin() if args.pin_prompt else None
+def access_editor(args, pin: str | None = None, secret: bytes | None = None):
+    """The change of ``args`` (the fields of ``people set``: name, badge, clear_badge, clear_pin, schedule, group,
+    valid_from, valid_until) and ``pin`` (a new PIN, hashed here, keyed with the site's PIN ``secret``) as
+    ``edit(gallery) -> Person``, for the one locked writer: :func:`edit_gallery` here, the admin page's
+    ``change_gallery`` there. Everything is checked before the person is touched; a badge another person holds
+    is refused."""
 
     def edit(gallery: Gallery) -> Person:
         person = gallery._get(args.name)
         old = AccessRecord.from_attributes(person.attributes, person.name)
-        raw = _updated(old, args, pin)
+        raw = _updated(old, args, pin, secret)
         AccessRecord.from_attributes({ATTRIBUTE: raw}, person.name)  # the result must parse as the gate parses it
         for other in gallery.people:
             if other is person:
@@ -90,9 +95,27 @@ def set_access(path: str | Path, args) -> tuple[Person, str]:
             person.attributes.pop(ATTRIBUTE, None)
         return person
 
-    person = edit_gallery(path, edit)
+    return edit
+
+
+def summary(person: Person) -> str:
+    """``badges 12345; PIN set; schedule Mon-Fri 07:00-19:00`` (never the PIN's hash)."""
     raw = person.attributes.get(ATTRIBUTE, {})
-    parts = [f"badges {', '.join(raw['badges'])}" if raw.get("badges") else "no badge",
-             "PIN set" if raw.get("pin") else "no PIN"]
+    pin_state = "no PIN"
+    if raw.get("pin"):
+        pin_state = "PIN set" if raw["pin"].get("key_id") else \
+            "PIN set WITHOUT a site PIN secret (this gallery will not be signed for doors: --pin-secret FILE)"
+    parts = [f"badges {', '.join(raw['badges'])}" if raw.get("badges") else "no badge", pin_state]
     parts += [f"{k.replace('_', ' ')} {raw[k]}" for k in ("schedule", "groups", "valid_from", "valid_until") if raw.get(k)]
-    return person, "; ".join(str(p) for p in parts)
+    return "; ".join(str(p) for p in parts)
+
+
+def set_access(path: str | Path, args, pin: str | None = None) -> tuple[Person, str]:
+    """``people set``: ``pin`` is read twice without echo when ``args.pin_prompt``."""
+    from .credentials import find_pin_secret
+
+    if pin is None and getattr(args, "pin_prompt", False):
+        pin = read_pin()
+    secret = find_pin_secret(getattr(args, "pin_secret", None)) if pin is not None else None
+    person = edit_gallery(path, access_editor(args, pin, secret))
+    return person, summary(person)

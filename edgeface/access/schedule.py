@@ -11,6 +11,17 @@ in summer (CEST). A local time that does not exist (the skipped hour in spring) 
 is converted from UTC; one that exists twice (the repeated hour in autumn) is allowed or refused the same both
 times, as its wall time is the same.
 
+Dates and moments (validity dates, ``gate --simulate --clock``) are instants, compared in UTC
+(:func:`parse_moment`, :func:`local_instant`). A local time written without an offset that the zone's clocks
+skip or repeat is read by one rule:
+
+* **skipped** (spring forward; in Europe/Berlin 02:00-02:59 on the last Sunday of March): the moment of the jump,
+  when the wall clock passes it (01:59:59 CET is followed by 03:00:00 CEST, so ``02:30`` is 03:00 CEST);
+* **repeated** (fall back; 02:00-02:59 twice on the last Sunday of October): for ``valid_until`` its *first*
+  occurrence (CEST), for ``valid_from`` its *second* (CET): a validity period never includes an instant that
+  either reading would leave out (fail secure); ``--clock`` and any other moment: the first occurrence, as the
+  clock first shows it. A moment written with an offset (``2026-10-25T02:30+01:00``) is exactly that instant.
+
 Only wall-clock *decisions* use this: a relay pulse is timed on the monotonic clock, so a wall-clock jump
 (NTP, a manual change) can move a person into or out of their schedule, never lengthen a pulse.
 """
@@ -19,7 +30,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -97,10 +108,33 @@ def parse_schedule(text: str, what: str = "schedule") -> Schedule:
     return Schedule(str(text), tuple(tuple(sorted(s)) for s in spans))
 
 
-def parse_moment(text: str, zone: tzinfo, end_of_day: bool = False, what: str = "date") -> datetime:
-    """``2026-12-31`` or ``2026-12-31T18:00`` (local in ``zone`` unless it carries an offset) as an aware
-    datetime. A bare date means its first moment, or with ``end_of_day`` the first moment of the next day
-    (``--valid-until 2026-12-31`` includes the 31st)."""
+def local_instant(naive: datetime, zone: tzinfo, repeated: str = "first") -> datetime:
+    """The UTC instant of the local wall time ``naive`` in ``zone`` by the rule above: a skipped time is the moment
+    of the jump; a repeated one its ``"first"`` or ``"second"`` occurrence."""
+    first, second = naive.replace(tzinfo=zone, fold=0), naive.replace(tzinfo=zone, fold=1)
+    if first.utcoffset() == second.utcoffset():  # an ordinary time: one instant
+        return first.astimezone(timezone.utc)
+    a, b = first.astimezone(timezone.utc), second.astimezone(timezone.utc)
+    if a.astimezone(zone).replace(tzinfo=None) == naive:  # shown twice by the wall clock
+        return min(a, b) if repeated == "first" else max(a, b)
+    # skipped: the jump lies between the two readings; find the first instant with the new offset (whole seconds)
+    lo, hi = min(a, b), max(a, b)
+    after = lo.astimezone(zone).utcoffset()
+    while (hi - lo).total_seconds() > 1:
+        mid = lo + timedelta(seconds=int((hi - lo).total_seconds() // 2))
+        if mid.astimezone(zone).utcoffset() == after:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def parse_moment(text: str, zone: tzinfo, end_of_day: bool = False, what: str = "date",
+                 repeated: str = "first") -> datetime:
+    """``2026-12-31`` or ``2026-12-31T18:00`` (local in ``zone`` unless it carries an offset) as an aware UTC
+    datetime (:func:`local_instant`: a skipped local time is the moment of the jump, a repeated one its
+    ``repeated`` occurrence). A bare date means its first moment, or with ``end_of_day`` the first moment of the
+    next day (``--valid-until 2026-12-31`` includes the 31st)."""
     s = str(text).strip()
     try:
         if len(s) == 10:
@@ -110,4 +144,6 @@ def parse_moment(text: str, zone: tzinfo, end_of_day: bool = False, what: str = 
             moment = datetime.fromisoformat(s)
     except ValueError:
         raise ValueError(f"{what}: {text!r} is not a date (YYYY-MM-DD) or date and time (YYYY-MM-DDTHH:MM)") from None
-    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
+    if moment.tzinfo is not None:
+        return moment.astimezone(timezone.utc)
+    return local_instant(moment, zone, repeated)

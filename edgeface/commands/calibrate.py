@@ -1,9 +1,11 @@
 """``edgeface calibrate --bundle BUNDLE --data DIR --far 1e-3``: store the threshold for a target FAR.
 
 DIR (``<identity>/*.jpg``) must hold people who are neither enrolled nor in the embedder's training set. The
-photos go through the door's own steps (detector, alignment, quality gates, the bundle's embedder); the
-threshold, expected TAR and one-shot FNIR go into ``edgeface.json`` ``thresholds[model key]``, where the gate
-reads it. ``--mode verify`` calibrates the 1:1 threshold of ``[access] mode = face_and_badge / face_and_pin``
+photos go through the model object exactly as enrollment's do (:meth:`edgeface.recognizer.Recognizer.embed_photos`:
+detector, alignment, quality gates, the embedder with the mirror image); the threshold, expected TAR, one-shot
+FNIR and the impostor tail (score, FAR points, the pair count and the highest impostor score, from which
+:mod:`edgeface.thresholds` sets every other threshold as a FAR) go into ``edgeface.json`` ``thresholds[model
+key]``, where the gate reads them. ``--mode verify`` calibrates the 1:1 threshold of ``[access] mode = face_and_badge / face_and_pin``
 (one comparison per attempt) and stores it as ``thresholds["<key>:verify"]``.
 """
 
@@ -14,7 +16,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ._common import add_detector_arguments, detector_from_args
+from ._common import add_detector_arguments
 
 NAME = "calibrate"
 #: an expected TAR below this at the chosen FAR is warned as useless
@@ -42,19 +44,23 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from ..bundle import Bundle, Threshold
     from ..calibrate import calibrate
-    from ..config import QualityConfig, load_config
-    from ..enroll import embed_photos
+    from ..config import load_config
     from ..errors import EdgefaceError, ModelError
     from ..faceset import scan_identities
     from ..metrics import far_key
-    from ..runtime import open_embedder
+    from ..recognizer import Recognizer
+    from ._common import detector_config
 
     bundle = Bundle.load(args.bundle)
     if bundle.bare and not args.dry_run:
         raise ModelError(f"{args.bundle} is a bare model file: calibrate needs a bundle directory with "
                          "edgeface.json to store the threshold in (or use --dry-run)")
-    key = args.model or bundle.default_key()
-    embedder = open_embedder(bundle, model=key, threads=args.threads)
+    if not 0 < args.far < 1:
+        raise EdgefaceError(f"--far must be between 0 and 1, got {args.far}")
+    gate_cfg = load_config(args.config) if args.config else None
+    recognizer = Recognizer.from_bundle(bundle, args.model, detector=detector_config(args, gate_cfg),
+                                        quality=gate_cfg.quality if gate_cfg else None, threads=args.threads)
+    key = recognizer.key
     try:
         photos = scan_identities(args.data)
     except FileNotFoundError as exc:
@@ -62,23 +68,28 @@ def run(args) -> int:
     photos = select(photos, args.max_identities, args.per_identity)
     if not photos:
         raise EdgefaceError(f"{args.data}: no photos")
-    cfg = load_config(args.config).quality if args.config else QualityConfig()
-    result = embed_photos(photos, detector_from_args(args), embedder, cfg, desc="calibrate")
-    from ..scorer import scorer_of
-
+    result = recognizer.embed_photos(photos, desc="calibrate")  # as enrollment embeds them (mirror image included)
     verify = args.mode == "verify"
     cal = calibrate(result.embeddings, result.labels, args.far, seed=args.seed, verify=verify,
-                    scorer=scorer_of(embedder))
+                    scorer=recognizer.scorer)
     stored = f"{key}:verify" if verify else key
     data = f"{args.data} ({cal.identities} identities, {cal.images} photos, {len(result.rejected)} rejected by quality)"
-    report = {"bundle": str(args.bundle), "model": key, "fingerprint": embedder.fingerprint, "data": data,
+    report = {"bundle": str(args.bundle), "model": key, "fingerprint": recognizer.fingerprint, "data": data,
               "rejected": len(result.rejected), "mode": args.mode,
               **{k: None if isinstance(v, float) and v != v else v for k, v in cal.to_json().items()}}
     print(f"model {key} ({'1:1 verification' if verify else '1:N identification'}): threshold {cal.threshold:.4f} for FAR {far_key(args.far)} "
-          f"(measured {cal.achieved_far:.2e} on {cal.impostor_pairs} impostor pairs)")
+          f"(measured {cal.achieved_far:.2e} on {cal.impostor_pairs} impostor pairs; the strictest FAR it can "
+          f"resolve is {1 / cal.impostor_pairs:.1e})")
     print(f"  expected TAR {cal.tar:.4f} on {cal.genuine_pairs} genuine pairs"
           + ("" if verify else f"; one-shot FNIR {cal.fnir:.4f}, FPIR {cal.fpir:.4f}, rank-1 {cal.rank1:.4f}"))
     print(f"  on {data}")
+    from ..calibrate import TOP_IMPOSTORS
+
+    if cal.impostor_pairs * args.far < TOP_IMPOSTORS:
+        print(f"WARNING: only {cal.impostor_pairs * args.far:.0f} impostor pair(s) lie above the threshold for FAR "
+              f"{far_key(args.far)}: it is noisy, and the stricter thresholds edgeface derives from it (enrollment's "
+              f"duplicate check, the lockout's) fall back to the door's; calibrate on more people (at least "
+              f"{TOP_IMPOSTORS / args.far:.0f} impostor pairs)", file=sys.stderr)
     if not cal.tar >= USELESS_TAR:
         print(f"WARNING: expected TAR {cal.tar:.3f} at FAR {far_key(args.far)} is below {USELESS_TAR}: most "
               "attempts of enrolled people would be refused; this model (or data) is not fit for this FAR",
@@ -90,6 +101,7 @@ def run(args) -> int:
         return 0
     bundle.meta.thresholds[stored] = Threshold(
         value=cal.threshold, far=args.far, tar=cal.tar, fnir=None if verify else cal.fnir, data=data, points=cal.points,
+        impostor_pairs=cal.impostor_pairs, top_impostor=cal.top_impostor, tail=cal.tail, mirror=True,
         calibrated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     out = bundle.save()
     print(f"stored thresholds[{stored}] in {out}")

@@ -1,8 +1,9 @@
 """``edgeface enroll --bundle BUNDLE --photos DIR --gallery GALLERY``: one-shot enrollment into the gallery file.
 
 DIR holds ``Name.jpg`` (one photo) or ``Name/*.jpg`` (several; every embedding is kept and matching uses the
-best). Each photo goes through the door's own steps (detector, largest face, alignment, quality gates, the
-bundle's embedder). A rejected photo is named with its reasons and the others still enroll; the exit status
+best). Each photo goes through the model object (:class:`edgeface.recognizer.Recognizer`: the strict photo
+reader, detector, largest face, the bundle's alignment, quality gates, the embedder with the mirror image), as
+the admin page's photos do. The bundle must be calibrated: the identity checks are false-accept rates. A rejected photo is named with its reasons and the others still enroll; the exit status
 is 1 when any photo was rejected, unless ``--skip-rejected``. A name whose photos show several people, or a
 face that matches another enrolled person, is refused (exit 1; ``--allow-similar`` overrides,
 :mod:`edgeface.enroll_checks`); photos already enrolled are reported as such. Photos are embedded before
@@ -14,7 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._common import add_detector_arguments, detector_from_args
+from ._common import add_detector_arguments
 
 NAME = "enroll"
 HELP = "enroll people from photos into a gallery file (embeddings only)"
@@ -23,48 +24,47 @@ HELP = "enroll people from photos into a gallery file (embeddings only)"
 def add_arguments(p) -> None:
     p.add_argument("--bundle", type=Path, required=True, help="model bundle directory or a bare .onnx/.tflite file")
     p.add_argument("--photos", type=Path, required=True, help="folder of Name.jpg or Name/*.jpg photos")
-    p.add_argument("--gallery", type=Path, required=True, help="gallery file to create or extend (mode 0600)")
+    p.add_argument("--gallery", type=Path, required=True, help="gallery file to create or extend (mode 0600; 0660 with the folder's group in a "
+                                                          "shared folder, docs/deployment.md 3a)")
     p.add_argument("--model", default=None, help="bundle model key (onnx_int8, tflite_int8, ...); default: the bundle's preferred")
-    p.add_argument("--config", type=Path, default=None, help="gate config whose [quality] gates to apply (default: built-in defaults)")
+    p.add_argument("--config", type=Path, default=None, help="the door's gate config: its [detector], [quality] and [policy] (the door's FAR) apply (default: built-in defaults)")
     p.add_argument("--skip-rejected", action="store_true", help="exit 0 even when some photos were rejected")
     p.add_argument("--allow-similar", action="store_true",
                    help="enroll even a face that matches another enrolled person, or a name whose photos do not "
                         "match each other (warned, not refused)")
     p.add_argument("--threads", type=int, default=1, help="inference threads")
-    p.add_argument("--no-mirror", dest="mirror", action="store_false",
-                   help="store the photo's embedding alone (default: the normalised mean of the photo's and its "
-                        "mirror image's embeddings, measured to enroll more accurately)")
     add_detector_arguments(p)
 
 
 def run(args) -> int:
-    from ..bundle import Bundle
-    from ..config import QualityConfig, load_config
-    from ..enroll import embed_photos
-    from ..enroll_checks import check_person, similarity_threshold
+    from ..config import load_config
+    from ..enroll_checks import check_person
     from ..enroll_photos import scan_enroll_folder
     from ..errors import EdgefaceError
     from ..gallery import Gallery
     from ..gallery_writer import GalleryWriter, check_writable
-    from ..runtime import open_embedder
+    from ..names import printable
+    from ..recognizer import Recognizer
+    from ._common import detector_config
 
     folder = scan_enroll_folder(args.photos)
     for path, why in folder.skipped:
-        print(f"SKIPPED {path}: {why}")
+        print(f"SKIPPED {printable(str(path))}: {why}")
     photos = folder.photos
     if not photos:
         raise EdgefaceError(f"{args.photos}: no photos (expected Name.jpg or Name/*.jpg)")
     gate_cfg = load_config(args.config) if args.config else None
-    cfg = gate_cfg.quality if gate_cfg else QualityConfig()
     check_writable(args.gallery)  # before any slow work
-    bundle = Bundle.load(args.bundle)
-    embedder = open_embedder(bundle, model=args.model, threads=args.threads)
-    threshold, source = similarity_threshold(bundle, embedder.key, gate_cfg.policy.threshold if gate_cfg else None)
-    print(f"identity checks at threshold {threshold:.4f} ({source})")
+    recognizer = Recognizer.from_bundle(args.bundle, args.model, detector=detector_config(args, gate_cfg),
+                                        quality=gate_cfg.quality if gate_cfg else None, threads=args.threads,
+                                        policy=gate_cfg.policy if gate_cfg else None,
+                                        access=gate_cfg.access if gate_cfg else None)
+    th = recognizer.thresholds()  # before any slow work: an uncalibrated bundle says what to run
+    print(f"identity checks: the same face under two names at >= {th.duplicate.value:.4f} ({th.duplicate.source}); "
+          f"one person's photos link at >= {th.same_face:.4f} (FAR 1e-2)")
     if args.gallery.exists():  # fail early on a gallery of another model; the merge re-reads it under the lock
-        _check_size(Gallery.load(args.gallery, expected_fingerprint=embedder.fingerprint), args.gallery,
-                    embedder.embedding_size)
-    detector = detector_from_args(args)
+        _check_size(Gallery.load(args.gallery, expected_fingerprint=recognizer.fingerprint), args.gallery,
+                    recognizer.embedding_size)
 
     rejected: list = []
 
@@ -74,21 +74,20 @@ def run(args) -> int:
 
     saved = False
     try:
-        result = embed_photos(photos, detector, embedder, cfg, desc="enroll", mirror=args.mirror,
-                              on_reject=reject)
+        result = recognizer.embed_photos(photos, desc="enroll", on_reject=reject)
         people: dict[str, list[int]] = {}
         for i, photo in enumerate(result.accepted):
             people.setdefault(photo.identity, []).append(i)
         # the slow part is done: lock, re-read the current gallery, check, merge, write (a removal made
         # meanwhile stays removed)
-        writer = GalleryWriter.open(args.gallery, expected_fingerprint=embedder.fingerprint,
-                                    create=(embedder.fingerprint, embedder.embedding_size))
+        writer = GalleryWriter.open(args.gallery, expected_fingerprint=recognizer.fingerprint,
+                                    create=(recognizer.fingerprint, recognizer.embedding_size))
         refused, enrolled, added = [], [], 0
         with writer as gallery:
-            _check_size(gallery, args.gallery, embedder.embedding_size)
+            _check_size(gallery, args.gallery, recognizer.embedding_size)
             for name, rows in people.items():
                 labels = [str(result.accepted[r].path) for r in rows]
-                verdict = check_person(gallery, name, result.embeddings[rows], labels, threshold,
+                verdict = check_person(gallery, name, result.embeddings[rows], labels, recognizer,
                                        allow_similar=args.allow_similar)
                 for w in verdict.warnings:
                     print(f"WARNING (--allow-similar) {name}: {w}")
@@ -111,7 +110,7 @@ def run(args) -> int:
         return 130
     missing = sorted({p.identity for p in rejected} - set(people))
     print(f"enrolled {added} photo(s) of {len(enrolled)} person(s) into {args.gallery} "
-          f"({len(gallery)} enrolled, model {embedder.key} {embedder.fingerprint[:12]}); "
+          f"({len(gallery)} enrolled, model {recognizer.key} {recognizer.fingerprint[:12]}); "
           f"{len(rejected)} rejected" + (f", {len(refused)} person(s) refused" if refused else ""))
     if missing:
         print(f"NOT ENROLLED (every photo rejected): {', '.join(missing)}")

@@ -65,7 +65,15 @@ def run(args) -> int:
         for flag in info["degraded"].get(k, []):
             print(f"    DEGRADED: {flag} (the gate refuses it unless [model] accept_degraded = true)")
     for k, t in meta.thresholds.items():
-        print(f"  threshold[{k}] = {t.value:.4f} at FAR {t.far:g}" + (f", TAR {t.tar:.3f}" if t.tar is not None else ""))
+        print(f"  threshold[{k}] = {t.value:.4f} at FAR {t.far:g}" + (f", TAR {t.tar:.3f}" if t.tar is not None else "")
+              + (f"; {t.impostor_pairs:,} impostor pairs" if t.impostor_pairs else ""))
+        if k in meta.models:
+            try:  # what the door and enrollment derive from it (edgeface.thresholds)
+                from ..thresholds import resolve
+
+                print(f"    derived: {resolve(bundle, k).describe()}")
+            except Exception as exc:  # an old calibration without points: say so, it still loads
+                print(f"    derived thresholds unavailable: {exc}")
     for k in meta.models:
         if k not in meta.thresholds:
             print(f"  no calibrated threshold for {k} (edgeface calibrate)")

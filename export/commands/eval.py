@@ -24,37 +24,36 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
-def open_any_embedder(path: str, key: str | None, threads: int):
-    """A .pt checkpoint through torch (desktop only); anything else through the core runtimes."""
+def recognizer_of(path: str, key: str | None, threads: int, detector_model=None):
+    """The model object of a bundle, .onnx or .tflite (:meth:`Recognizer.from_bundle`), or around a .pt checkpoint
+    (torch, desktop only: :meth:`Recognizer.from_embedder`)."""
+    from edgeface.config import DetectorConfig
+    from edgeface.recognizer import Recognizer
+
+    det = DetectorConfig(model_path=detector_model) if detector_model else None
     if path.endswith(".pt"):
         from edgeface.export.torch_embedder import TorchEmbedder
 
-        return TorchEmbedder(path, threads=threads)
-    from edgeface.runtime import open_embedder
-
-    return open_embedder(path, model=key, threads=threads)
+        return Recognizer.from_embedder(TorchEmbedder(path, threads=threads), det)
+    return Recognizer.from_bundle(path, key, detector=det, threads=threads)
 
 
 def run(args) -> int:
     from pathlib import Path
 
-    from edgeface.cropcache import is_cache
-    from edgeface.evaluate import evaluate, load_faces, plot_roc_det, split_identities_of, write_report
+    from edgeface.evaluate import evaluate, plot_roc_det, split_identities_of, write_report
 
-    embedder = open_any_embedder(args.model, args.model_key, args.threads)
+    from ..quiet import quiet_libraries
+
+    quiet_libraries(verbose=getattr(args, "verbose", False))  # torch's and LiteRT's chatter (-v shows it)
+    rec = recognizer_of(args.model, args.model_key, args.threads, args.detector_model)
     if args.scorer == "cosine":
-        embedder.scorer = None
-    detector = None
-    if not is_cache(args.data):
-        from edgeface.detect import create_detector
+        from edgeface.scorer import COSINE
 
-        detector = create_detector("yunet", args.detector_model)
+        rec.scorer = rec.embedder.scorer = COSINE
     ids = split_identities_of(args.val_split) if args.val_split else None
-    from edgeface.alignment import aligner_of
-
-    faces = load_faces(args.data, detector, ids, progress=not args.no_progress, aligner=aligner_of(embedder))
-    report, genuine, impostor = evaluate(embedder, faces, args.max_impostors, args.seed,
-                                         progress=not args.no_progress)
+    faces = rec.load_faces(args.data, ids, progress=not args.no_progress)
+    report, genuine, impostor = evaluate(rec, faces, args.max_impostors, args.seed, progress=not args.no_progress)
     if args.val_split:
         report["split"] = {"run": str(Path(args.val_split)), "part": "val"}
     write_report(report, args.json)
@@ -63,7 +62,10 @@ def run(args) -> int:
         plot_roc_det(genuine, impostor, args.plot,
                      f"{Path(args.model).name} on {Path(args.data).name}: TAR@1e-2 {t['1e-2']:.3f}, EER {report['eer']:.3f}")
     t, f = report["tar_at_far"], report["fnir_at_fpir"]
-    print(f"TAR@FAR 1e-2 {t['1e-2']}  1e-3 {t['1e-3']}  1e-4 {t['1e-4']}  EER {report['eer']:.4f}  "
-          f"rank1 {report['rank1']:.4f}  FNIR@FPIR 1e-2 {f['1e-2']}  1e-3 {f['1e-3']}  "
+    def r(x):  # None: too few pairs to measure at that rate
+        return "n/a" if x is None else f"{x:.4f}"
+
+    print(f"TAR@FAR 1e-2 {r(t['1e-2'])}  1e-3 {r(t['1e-3'])}  1e-4 {r(t['1e-4'])}  EER {report['eer']:.4f}  "
+          f"rank1 {report['rank1']:.4f}  FNIR@FPIR 1e-2 {r(f['1e-2'])}  1e-3 {r(f['1e-3'])}  "
           f"images {report['images']} identities {report['identities']} no_face {report['no_face']}")
     return 0

@@ -19,35 +19,35 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
-def aligner_from_args(args, work_dir):
-    """The alignment ``--bundle`` / ``--pretrained`` ask for (None: ArcFace 112). A pretrained model's landmark
-    model is written into ``work_dir``."""
+def source_from_args(args, work_dir):
+    """(photo detector, alignment) for the cache: a bundle's model object (``--bundle``), a pretrained model's
+    alignment (``--pretrained``; its landmark model is written into ``work_dir``), or ArcFace 112 (None)."""
     from pathlib import Path
 
     from edgeface.alignment import Aligner
+    from edgeface.config import DetectorConfig
+    from edgeface.recognizer import Recognizer, build_detector
 
+    det = DetectorConfig(kind=args.detector, model_path=args.detector_model)
     if getattr(args, "bundle", None):
-        from edgeface.bundle import Bundle
-
-        return Aligner.for_bundle(Bundle.load(args.bundle))
+        rec = Recognizer.from_bundle(args.bundle, detector=det)
+        return rec.photo_detector, rec.aligner
+    detector = build_detector(det, frames=False)
     if getattr(args, "pretrained", None):
         from edgeface.export.dlib.pretrained import LANDMARK_FILE, load_pretrained
 
         pre = load_pretrained(args.pretrained)
         Path(work_dir).mkdir(parents=True, exist_ok=True)
         pre.write_landmarks(work_dir)
-        return Aligner(pre.align, Path(work_dir) / LANDMARK_FILE)
-    return None
+        return detector, Aligner(pre.align, Path(work_dir) / LANDMARK_FILE)
+    return detector, None
 
 
 def run(args) -> int:
     from edgeface.cropcache import build_cache
-    from edgeface.detect import create_detector
 
-    detector = create_detector(args.detector, args.detector_model) if args.detector == "yunet" \
-        else create_detector("haar")
-    cache = build_cache(args.data, args.out, detector, progress=not args.no_progress,
-                        aligner=aligner_from_args(args, args.out))
+    detector, aligner = source_from_args(args, args.out)
+    cache = build_cache(args.data, args.out, detector, progress=not args.no_progress, aligner=aligner)
     c = cache.manifest["counts"]
     print(f"{args.out}: {c['crops']} crops of {c['images']} images, {c['identities']} identities; "
           f"no face: {c['no_face']}, unreadable: {c['unreadable']} (listed in {cache.root / 'manifest.json'})")

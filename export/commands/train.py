@@ -69,6 +69,9 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from edgeface.errors import EdgefaceError
 
+    from ..quiet import quiet_libraries
+
+    quiet_libraries(verbose=getattr(args, "verbose", False))  # torch's and LiteRT's chatter (-v shows it)
     if args.epochs is None and args.time_budget is None and args.max_steps is None:
         raise EdgefaceError("give a budget: --epochs N or --time-budget MIN")
     from edgeface.export.launch import in_torchrun, launch, worker_argv
@@ -96,9 +99,13 @@ def run(args) -> int:
     last = train(args.data, args.out, cfg, resume=args.resume, detector_model=args.detector_model)
     if last.get("rank", 0) != 0:
         return 0
-    tar = last.get("val_tar_at_far", {})
-    print(f"{args.out}: epoch {last.get('epoch')} step {last.get('step')} val TAR@1e-2 {tar.get('1e-2')} "
-          f"TAR@1e-3 {tar.get('1e-3')} EER {last.get('val_eer')}")
+    tar = last.get("val_tar_at_far") or {}
+
+    def r(x):  # None: not measured (no held-out pairs, or too few at that rate)
+        return "n/a" if x is None else f"{x:.4f}"
+
+    print(f"{args.out}: epoch {last.get('epoch')} step {last.get('step')} val TAR@1e-2 {r(tar.get('1e-2'))} "
+          f"TAR@1e-3 {r(tar.get('1e-3'))} EER {r(last.get('val_eer'))}")
     best = last.get("best", {})
     far = best.get("far")
     if best.get("start_was_best"):
