@@ -185,6 +185,19 @@ def _restart(ctx, door: str) -> float:
     return t
 
 
+@pytest.fixture(autouse=True)
+def _site_as_it_was(site):
+    """Each test leaves s1 enrolled and let in at both doors. Where a test failed half-way and left a local
+    revocation behind, it is undone as the product undoes one (the desk's next list without s1, then s1 again), so
+    that one failure is reported once instead of in every test after it."""
+    yield
+    if any((site["tmp"] / n / "people.gallery.revoked").exists() for n in DOORS):
+        _desk(site, remove="s1")
+        _publish(site)
+        wait_for(lambda: not any((site["tmp"] / n / "people.gallery.revoked").exists() for n in DOORS), 20)
+        _readmit(site)
+
+
 def test_published_removal_reaches_every_online_door_within_5_s(site):
     version = _desk(site, remove="s1")
     t0 = _publish(site)
@@ -225,7 +238,8 @@ def test_finding1_local_removal_on_a_signed_door_denies_within_2_s_and_survives_
     r = c.post("/people/s1/remove", data={"csrf": csrf_of(page.text)})
     t3 = time.time()
     assert r.status_code == 303, r.text
-    assert "no longer lets them in" in c.get("/people").text and "s1" not in c.get("/people").text
+    people = c.get("/people").text  # (a bare "s1" may occur in the page's random CSRF token)
+    assert "no longer lets them in" in people and 'id="person-s1"' not in people and 'id="person-s2"' in people
     e2 = _effect(site, "side", t2, "1 enrolled", timeout_s=10, local=True)
     assert e2 is not None, (_events(site, "side", since=t2 - 5, local=True), _logs(site))
     page_s = _wall(e2) - t3
