@@ -247,6 +247,18 @@ def start_door(config: Path) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, env=dict(os.environ, OMP_NUM_THREADS="1"))
 
 
+def stop_doors(procs) -> None:
+    """SIGTERM every door process still running, then wait for each (killed after 20 s)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(20)
+        except Exception:
+            proc.kill()
+
+
 def wait_for(predicate, timeout_s: float = 30.0, every_s: float = 0.05) -> bool:
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:

@@ -7,28 +7,21 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from adminkit import PASSWORD, make_door, photo, served
+from browserkit import needs_browser, start_browser, wait_url
 from gatekit import Appearance, compose_video
 
 from edgeface.gallery import Gallery
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = Path(os.environ.get("EDGEFACE_SCREENSHOTS", ROOT / "screenshots" / "admin"))
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
-                       reason="no chromium + chromedriver (Debian: apt-get install chromium chromium-driver; "
-                              "scripts/setup.sh installs them as root)"),
-]
+pytestmark = [pytest.mark.slow, needs_browser]
 
 
 @pytest.fixture(scope="module")
@@ -44,35 +37,9 @@ def server(tmp_path_factory, reference_onnx, detector, orl_dir):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1200,900",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        opts.add_argument(arg)
-    try:
-        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    except Exception as exc:  # a browser that cannot start here (no display libraries, sandbox): say why
-        pytest.skip(f"headless chromium could not start: {type(exc).__name__}: {str(exc).splitlines()[0]}")
-    driver.set_page_load_timeout(60)
-    driver.implicitly_wait(10)  # a find after a click waits for the next page
+    driver = start_browser(tmp_path_factory.mktemp("chromium-profile"))
     yield driver
     driver.quit()
-
-
-def wait_url(driver, suffix: str, timeout: float = 15.0) -> str:
-    """The browser's URL once it ends with ``suffix`` (a click returns before the next page has loaded)."""
-    from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    try:
-        WebDriverWait(driver, timeout).until(lambda d: d.current_url.endswith(suffix))
-    except TimeoutException:
-        pass  # the caller's assert says where the browser is instead
-    return driver.current_url
 
 
 def shot(driver, name: str) -> None:

@@ -15,19 +15,15 @@ import sys
 import pytest
 from adminkit import PASSWORD, make_door, photo, served
 from gatekit import Appearance, compose_video
-from test_admin_browser import CHROMEDRIVER, CHROMIUM, browser, shot, wait_url  # noqa: F401 (fixture)
+from browserkit import needs_browser, wait_url
+from test_admin_browser import browser, shot  # noqa: F401 (fixture)
 
 from edgeface.access.credentials import AccessRecord, check_pin
 from edgeface.gallery import Gallery
 
 ZONE = "America/New_York"
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
-                       reason="no chromium + chromedriver (Debian: apt-get install chromium chromium-driver; "
-                              "scripts/setup.sh installs them as root)"),
-]
+pytestmark = [pytest.mark.slow, needs_browser]
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ configuration none gets through; the counts are printed (``pytest -s``) and writ
 from __future__ import annotations
 
 import json
-import signal
 import time
 import uuid
 
@@ -19,7 +18,7 @@ import pytest
 pytest.importorskip("paho.mqtt", reason="the fleet extra (paho-mqtt) is not installed")
 pytest.importorskip("cryptography", reason="the fleet extra (cryptography) is not installed")
 
-from fleetkit import Collector, Mosquitto, door_config, start_door, wait_for  # noqa: E402
+from fleetkit import Collector, Mosquitto, door_config, start_door, stop_doors, wait_for  # noqa: E402
 from gatekit import Appearance, compose_video, enroll, make_bundle  # noqa: E402
 
 from edgeface.cli import main  # noqa: E402
@@ -71,14 +70,7 @@ def site(request, tmp_path_factory, orl_dir, reference_onnx, detector):
         assert wait_for(lambda: all(_grants(ctx, n) for n in DOORS), 120), _logs(ctx)
         yield ctx
     finally:
-        for proc in ctx["procs"].values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in ctx["procs"].values():
-            try:
-                proc.wait(20)
-            except Exception:
-                proc.kill()
+        stop_doors(ctx["procs"].values())
         collector.stop()
         broker.stop()
 

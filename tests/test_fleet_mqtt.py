@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("paho.mqtt", reason="the fleet extra (paho-mqtt) is not installed")
 pytest.importorskip("cryptography", reason="the fleet extra (cryptography) is not installed")
 
-from fleetkit import Collector, Mosquitto, door_config, start_door, wait_for  # noqa: E402
+from fleetkit import Collector, Mosquitto, door_config, start_door, stop_doors, wait_for  # noqa: E402
 from gatekit import Appearance, compose_video, enroll, make_bundle  # noqa: E402
 
 from edgeface.cli import main  # noqa: E402
@@ -78,14 +78,7 @@ def site(tmp_path_factory, orl_dir, celeba_dir, reference_onnx, detector):
         assert wait_for(lambda: all(collector.of(n, "started") for n in DOORS), 90), _logs(ctx)
         yield ctx
     finally:
-        for proc in doors.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in doors.values():
-            try:
-                proc.wait(20)
-            except Exception:
-                proc.kill()
+        stop_doors(doors.values())
         collector.stop()
         broker.stop()
 

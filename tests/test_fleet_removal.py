@@ -26,7 +26,7 @@ pytest.importorskip("cryptography", reason="the fleet extra (cryptography) is no
 
 from adminkit import PASSWORD, csrf_of  # noqa: E402
 from fleetkit import (Collector, Mosquitto, Proxy, door_config, envelope_for, sign_file_for, start_door,  # noqa: E402
-                      wait_for)
+                      stop_doors, wait_for)
 from gatekit import Appearance, compose_video, enroll, make_bundle  # noqa: E402
 
 from edgeface.cli import main  # noqa: E402
@@ -92,14 +92,7 @@ def site(request, tmp_path_factory, orl_dir, reference_onnx, detector):
         assert wait_for(lambda: all(_grants(ctx, n, 0) for n in DOORS), 120), _logs(ctx)
         yield ctx
     finally:
-        for proc in ctx["procs"].values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in ctx["procs"].values():
-            try:
-                proc.wait(20)
-            except Exception:
-                proc.kill()
+        stop_doors(ctx["procs"].values())
         collector.stop()
         proxy.cut()
         broker.stop()

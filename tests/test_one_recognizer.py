@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from adminkit import PASSWORD, csrf_of, logged_in, make_door, photo
+from browserkit import needs_browser, start_browser, wait_url
 from gatekit import Appearance, compose_video
 
 from edgeface.cli import main
@@ -86,32 +87,18 @@ def test_cli_page_and_fleet_handoff_give_the_same_embedding_and_door_scores(dlib
         fleet_gate.relay.close()
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-
-@pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None, reason="no chromium + chromedriver (scripts/setup.sh)")
+@needs_browser
 def test_a_person_enrolled_on_the_page_in_a_real_browser_is_let_in_by_the_door(dlib_door, orl_dir, tmp_path,
                                                                                 tmp_path_factory):
     pytest.importorskip("selenium", reason="selenium is not installed (the dev extra)")
     pytest.importorskip("uvicorn", reason="the admin extra is not installed")
     from adminkit import served
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
-    from test_admin_browser import wait_url
 
     from edgeface.device.admin.app import create_app
 
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-dlib')}"):
-        opts.add_argument(arg)
     with served(create_app(dlib_door["cfg"])) as url:
-        d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-        d.implicitly_wait(10)
+        d = start_browser(tmp_path_factory.mktemp("chromium-dlib"))
         try:
             d.get(url + "/login")
             d.find_element(By.ID, "username").send_keys("alice")
