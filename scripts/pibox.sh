@@ -133,13 +133,20 @@ mounts() {
 }
 
 umounts() {
-    local m
-    local runs; runs="$(cd "$PIBOX_RUNS" 2>/dev/null && pwd || echo "$PIBOX_RUNS")"
-    for m in "${runs#/}" dev sys proc/cpuinfo proc; do
-        if mounted "$PIBOX/$m" || { [ "$m" = proc/cpuinfo ] && grep -qs " $PIBOX/proc/cpuinfo " /proc/mounts; }; then
-            umount -R "$PIBOX/$m" 2>/dev/null || umount -l "$PIBOX/$m"
-        fi
+    # every mount inside the root, whichever PIBOX_RUNS made it (runs folders, /dev with its submounts, /sys, the
+    # cpuinfo bind, /proc), deepest first; a path mounted twice is unmounted until nothing is left on it
+    need_root
+    local root m pass
+    root="$(cd "$PIBOX" 2>/dev/null && pwd)" || return 0
+    for pass in 1 2 3; do
+        awk -v r="$root/" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
+            m="$(printf '%b' "$m")"  # /proc/mounts writes a space as \040
+            umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+        done
     done
+    if awk -v r="$root/" 'index($2, r) == 1 {found=1} END {exit !found}' /proc/mounts; then
+        die "still mounted under $root: $(awk -v r="$root/" 'index($2, r) == 1 {print $2}' /proc/mounts | tr '\n' ' ')"
+    fi
 }
 
 in_root() {
