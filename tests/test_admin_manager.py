@@ -75,6 +75,9 @@ def test_who_came_in_on_a_day_in_the_doors_time_zone(c):
     assert [re.findall(r"<td[^>]*>(.*?)</td>", r)[:2] for r in rows(day1, "came-in")] == [["s2", "23:30"]]
     assert "Nobody came in yet today" in c.get("/today").text
     assert c.get("/today", params={"day": "yesterday"}).status_code == 400
+    for far in ("0001-01-01", "9999-12-31"):  # days that cannot be turned into UTC here: refused, never a 500
+        assert c.get("/today", params={"day": far}).status_code == 400
+        assert c.get("/events", params={"since": far, "until": far}).status_code == 400
 
 
 def test_events_show_local_times_and_filter_by_local_days(c):

@@ -346,6 +346,13 @@ def test_pins_are_keyed_with_the_site_secret_and_unkeyed_ones_never_leave_the_de
     os.chmod(other, 0o644)
     with pytest.raises(Exception, match="readable by every user"):
         load_pin_secret(other)
+    raw = tmp_path / "raw"  # 32 raw bytes instead of their hex digits: a clear refusal, not a UnicodeDecodeError
+    raw.write_bytes(bytes(range(224, 256)))
+    os.chmod(raw, 0o600)
+    from edgeface.access.credentials import AccessDataError
+
+    with pytest.raises(AccessDataError, match="not 64 hex digits"):
+        load_pin_secret(raw)
     # a gallery with an unkeyed PIN is never signed
     g = tmp_path / "people.gallery"
     gallery = _gallery(g)
@@ -398,6 +405,10 @@ def test_fleet_broker_writes_acl_passwd_and_one_credential_per_account(tmp_path)
     assert (out / "credentials" / "hq.front.password").read_text().strip() == secret
     assert f"user {collector}\n" in (out / "acl").read_text()
     assert main(["fleet", "broker", "--out", str(out), "--door", "nodoor"]) == 1
+    # a credential file that is not text: one line of refusal, the file left for the operator
+    (out / "credentials" / "hq.side.password").write_bytes(b"\xff\xfe\x00")
+    assert main(["fleet", "broker", "--out", str(out), "--door", "hq/side"]) == 1
+    assert (out / "credentials" / "hq.side.password").read_bytes() == b"\xff\xfe\x00"
 
 
 def test_the_desk_refresh_units_verify(tmp_path):
@@ -416,3 +427,16 @@ def test_the_desk_refresh_units_verify(tmp_path):
     done = subprocess.run([analyze, "verify", *(str(p) for p in sorted(tmp_path.iterdir()))], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+def test_a_broker_password_file_that_is_not_text_is_a_config_error(tmp_path):
+    from edgeface.config import FleetConfig
+    from edgeface.device.fleet.mqtt_client import MqttClient
+    from edgeface.errors import ConfigError
+
+    secret = tmp_path / "front.password"
+    secret.write_bytes(b"\xff\xfe\x00\n")
+    os.chmod(secret, 0o600)
+    fleet = FleetConfig(broker="mqtt://127.0.0.1:1", site="hq", door="front", username="hq/front", password_file=secret)
+    with pytest.raises(ConfigError, match="not text"):
+        MqttClient.from_config(fleet, "edgeface-hq-front")

@@ -33,13 +33,20 @@ REPEAT = "(not counted again)"
 FAILED = ("unknown", "denied")
 
 
+#: the days a filter may name (the audit log holds no earlier times; later ones overflow in zones ahead of UTC)
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
+
+
 def _day(text: str) -> date | None:
     if not text:
         return None
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise HTTPException(400, f"{text!r} is not a date (YYYY-MM-DD)") from None
+    if not FIRST_DAY <= day <= LAST_DAY:  # the first and last days cannot be turned into UTC in every zone
+        raise HTTPException(400, f"{text!r} is outside {FIRST_DAY} to {LAST_DAY}")
+    return day
 
 
 def _filter(request, clock) -> tuple[EventFilter, dict]:

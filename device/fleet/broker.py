@@ -109,7 +109,11 @@ def write_broker_files(out: str | Path, doors, prefix: str = "edgeface", desk: s
     for account in accounts:
         path = creds / (account.replace("/", ".") + ".password")
         if path.exists():
-            password = path.read_text().strip()
+            try:
+                password = path.read_text().strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise BrokerSetupError(f"{path}: cannot be read as a password file ({exc}): remove it to make a "
+                                       "new password, or fix it") from None
         else:
             password = secrets.token_urlsafe(32)
             atomic_write_bytes(path, password.encode() + b"\n", mode=0o600)

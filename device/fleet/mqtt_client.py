@@ -112,6 +112,9 @@ class MqttClient:
                 password = fleet.password_file.read_text().strip()
             except OSError as exc:
                 raise ConfigError(f"[fleet] password_file {fleet.password_file}: {exc}") from None
+            except UnicodeDecodeError:
+                raise ConfigError(f"[fleet] password_file {fleet.password_file} is not text (UTF-8): one line, the "
+                                  "password") from None
             if mode & 0o007:
                 raise ConfigError(f"[fleet] password_file {fleet.password_file} is readable by every user (mode "
                                   f"{mode:o}): chmod o-rwx it (0600 or 0640)")

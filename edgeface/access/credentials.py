@@ -81,6 +81,8 @@ def load_pin_secret(path) -> bytes:
         text = path.read_text().strip()
     except OSError as exc:
         raise AccessDataError(f"PIN secret {path}: {exc.strerror or exc} (edgeface keys pin-secret --out FILE)") from None
+    except UnicodeDecodeError:
+        text = ""  # not hex digits: refused below
     if mode & 0o007:
         raise AccessDataError(f"PIN secret {path} is readable by every user (mode {mode:o}): chmod o-rwx it")
     try:
