@@ -70,7 +70,6 @@ def load_runtime(cfg: GateConfig, *, detector=None, threshold: float | None = No
     ConfigError; DetectorError) without side effects; the caller keeps its previous runtime on failure.
     ``threshold`` overrides the config's (``--simulate --threshold``); ``detector`` is an already built frame
     detector (tests)."""
-    from .access.rules import load_access
     from .preflight import preflight
 
     limit_threads(cfg.model.threads)  # OpenCV too, also on a reload that changed model.threads
@@ -80,11 +79,9 @@ def load_runtime(cfg: GateConfig, *, detector=None, threshold: float | None = No
     recognizer = Recognizer.from_config(cfg, frame_detector=detector, bundle=checked.bundle)
     recognizer.detector  # the door's detector is built now: a missing detector model fails at start, not on a face
     thresholds = checked.thresholds
-    gallery = checked.gallery
     params = PolicyParams.from_config(cfg.policy, thresholds)
-    access = load_access(cfg, gallery, recognizer.scorer, thresholds)
-    return Runtime(cfg, checked.bundle, checked.key, recognizer, thresholds, gallery, recognizer.matcher(gallery),
-                   params, access)
+    bare = Runtime(cfg, checked.bundle, checked.key, recognizer, thresholds, checked.gallery, None, params)
+    return bare.with_gallery(checked.gallery)  # the one way a gallery goes live: its matcher and access rules
 
 
 def limit_threads(threads: int) -> None:

@@ -161,22 +161,18 @@ class Recognizer:
     def embedding_size(self) -> int:
         return int(self.embedder.embedding_size)
 
-    def thresholds(self, policy=None, access=None, *, override: float | None = None,
-                   simulated: bool = False) -> "Thresholds":
-        """Every threshold, resolved from the bundle's calibration (:func:`edgeface.thresholds.resolve`) and the
-        config's ``[policy]`` / ``[access]`` (those it was built with, unless given). Raises ConfigError when the
-        bundle has no calibration for this model."""
+    def thresholds(self) -> "Thresholds":
+        """Every threshold, resolved once from the bundle's calibration (:func:`edgeface.thresholds.resolve`) and
+        the config's ``[policy]`` / ``[access]`` this model was built with. Raises ConfigError when the bundle has
+        no calibration for this model."""
         from .errors import ConfigError
         from .thresholds import resolve
 
         if self.bundle is None:
             raise ConfigError("thresholds need a calibrated bundle; this model is not one")
-        if policy is None and access is None and override is None and not simulated:
-            if self._thresholds is None:
-                self._thresholds = resolve(self.bundle, self.key, self._policy, self._access)
-            return self._thresholds
-        return resolve(self.bundle, self.key, policy if policy is not None else self._policy,
-                       access if access is not None else self._access, override=override, simulated=simulated)
+        if self._thresholds is None:
+            self._thresholds = resolve(self.bundle, self.key, self._policy, self._access)
+        return self._thresholds
 
     # -- photos ------------------------------------------------------------------------------------
     @staticmethod
@@ -236,15 +232,6 @@ class Recognizer:
         if parts:
             out.embeddings = np.concatenate(parts)
         return out
-
-    def crop_photo(self, image: np.ndarray) -> tuple[np.ndarray | None, Face | None]:
-        """The aligned crop of the largest face (no quality gates: evaluation and training caches keep every
-        face the detector finds), or (None, None)."""
-        with self._lock:
-            face = largest_face(self.photo_detector.detect(image))
-            if face is None:
-                return None, None
-            return self.aligner.crop(image, face), face
 
     def load_faces(self, data, identities=None, progress: bool = True):
         """The aligned crops of a photo folder (detected and aligned now, by this model's photo detector and
@@ -319,10 +306,6 @@ class Recognizer:
     def scores(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """(len(a), len(b)) scores of unit embeddings, in the scorer's units."""
         return self.scorer.matrix(a, b)
-
-    def best_score(self, embedding: np.ndarray, templates: np.ndarray) -> float:
-        """1:1: the best score of one embedding against one person's templates."""
-        return float(np.max(self.scorer.matrix(np.asarray(embedding, np.float32)[None], templates)))
 
 
 def _ms(t0: float) -> float:

@@ -17,6 +17,8 @@ import edgeface.alignment, edgeface.scorer, edgeface.detect.scale, edgeface.dete
 import edgeface.device.pipeline, edgeface.device.gate, edgeface.device.run_summary, edgeface.device.simulate
 import edgeface.shared_files, edgeface.device.candidates, edgeface.device.policy, edgeface.device.audit
 import edgeface.device.sandbox, edgeface.device.install
+import edgeface.device.daemon, edgeface.device.preflight, edgeface.device.relay, edgeface.device.relay_check
+import edgeface.device.scene, edgeface.recognizer, edgeface.thresholds, edgeface.revocations, edgeface.names
 from edgeface.cli import build_parser
 build_parser()
 heavy = [m for m in ("torch", "gpiozero", "picamera2", "lgpio", "Jetson", "litert_torch", "tensorflow", "evdev", "paho",

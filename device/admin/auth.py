@@ -161,13 +161,6 @@ class LoginLimiter:
             if row is not None:
                 self._sql("DELETE FROM login_failures WHERE id = ?", (row,))
 
-    def blocked_for(self, user: str, address: str) -> float:
-        """Seconds until ``user`` may try again from ``address`` (0: not blocked)."""
-        now = self.clock()
-        with self._lock:
-            return max(self._wait(self._users, user, self.max_failures, now),
-                       self._wait(self._addresses, address_key(address), self.max_per_address, now))
-
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:

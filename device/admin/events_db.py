@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from ..audit import COLUMNS
@@ -21,8 +21,6 @@ DECISIONS = ("granted", "denied", "unknown")
 class EventFilter:
     person: str = ""
     kind: str = ""
-    since: str = ""   # YYYY-MM-DD or an ISO time, UTC
-    until: str = ""
     limit: int = 200
     start: str = ""   # an instant, as the database writes times (UTC ISO 8601): from it (inclusive)...
     end: str = ""     # ...to this one (exclusive); the page turns local days into these (LocalClock)
@@ -35,12 +33,6 @@ class EventFilter:
         if self.kind:
             clauses.append("kind = ?")
             args.append(self.kind)
-        if self.since:
-            clauses.append("time >= ?")
-            args.append(self.since)
-        if self.until:
-            clauses.append("time < ?")
-            args.append(_day_after(self.until))
         if self.start:
             clauses.append("time >= ?")
             args.append(self.start)
@@ -48,14 +40,6 @@ class EventFilter:
             clauses.append("time < ?")
             args.append(self.end)
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
-
-
-def _day_after(text: str) -> str:
-    """An ``until`` date includes that whole day."""
-    try:
-        return (date.fromisoformat(text) + timedelta(days=1)).isoformat()
-    except ValueError:
-        return text
 
 
 class EventsDB:
@@ -111,7 +95,7 @@ class EventsDB:
         today = clock.today()
         first = today - timedelta(days=days - 1)
         start = max(f.start, clock.start_utc(first)) if f.start else clock.start_utc(first)
-        where, args = EventFilter(f.person, f.kind, f.since, f.until, start=start, end=f.end).where()
+        where, args = EventFilter(f.person, f.kind, start=start, end=f.end).where()
         kinds = ",".join("?" * len(DECISIONS))
         rows = self._query(f"SELECT time, kind FROM events{where}{' AND' if where else ' WHERE'} kind IN ({kinds})",
                            args + list(DECISIONS))

@@ -30,11 +30,6 @@ class LocalClock:
         t = self.local(iso)
         return "" if t is None else t.strftime("%Y-%m-%d %H:%M:%S")
 
-    def clock(self, iso: str | None) -> str:
-        """``10:42`` in this zone."""
-        t = self.local(iso)
-        return "" if t is None else t.strftime("%H:%M")
-
     def day_of(self, iso: str | None) -> str:
         """The local day of a stored time, ``YYYY-MM-DD``."""
         t = self.local(iso)
