@@ -91,26 +91,25 @@ def build_gate(cfg: GateConfig, *, config_path: str | Path | None = None, simula
             from .fleet.freshness import Freshness
 
             freshness = Freshness.from_config(cfg)
+        #: what the daemon and the simulation share: the access hook, SIGHUP's reload and, on a signed door, its
+        #: freshness guard and its light gallery reload
+        common = dict(access=access, reload=reload, freshness=freshness, gallery_loader=_gallery_loader(cfg))
         if simulated:
             from .simulate import Replay
 
             gate = Gate(runtime, None, relay, audit=audit, json_out=json_out, log_out=log_out,
-                        simulated=not realtime, finish_pulse_at_end=True, access=access, reload=reload)
+                        simulated=not realtime, finish_pulse_at_end=True, **common)
             gate.camera = Replay(open_camera(cfg.camera.source, cfg.camera, realtime=realtime))
-            gate.freshness = freshness
-            gate.gallery_loader = _gallery_loader(cfg)
             return gate
         if notifier is None:
             from .notify import Notifier
 
             notifier = Notifier.from_env()
         factory = camera_factory or (lambda: open_camera(cfg.camera.source, cfg.camera, realtime=True))
-        gate = Gate(runtime, None, relay, audit=audit or open_audit(cfg), notifier=notifier, reload=reload,
-                    json_out=json_out, log_out=log_out, access=access)
+        gate = Gate(runtime, None, relay, audit=audit or open_audit(cfg), notifier=notifier,
+                    json_out=json_out, log_out=log_out, **common)
         gate.camera = WatchedCamera(factory, cfg.camera.read_timeout_s, cfg.camera.retry_initial_s,
                                     cfg.camera.retry_max_s, on_event=gate.camera_event)
-        gate.freshness = freshness
-        gate.gallery_loader = _gallery_loader(cfg)
         if cfg.fleet is not None:
             start_fleet(cfg, gate)
         return gate

@@ -98,7 +98,8 @@ class Gate:
     def __init__(self, runtime: Runtime, camera, relay, *, audit=None, notifier=None,
                  reload: Callable[[], Runtime] | None = None, json_out: TextIO | None = None,
                  log_out: TextIO | None = sys.stderr, simulated: bool = False, finish_pulse_at_end: bool = False,
-                 clock: Callable[[], float] = time.monotonic, access=None) -> None:
+                 clock: Callable[[], float] = time.monotonic, access=None, freshness=None,
+                 gallery_loader: Callable | None = None) -> None:
         self.runtime = runtime
         self.camera = camera
         self.relay = relay
@@ -117,7 +118,7 @@ class Gate:
         self.access = access
         #: a signed door's freshness guard (edgeface.device.fleet.freshness.Freshness) or None: what a stale
         #: gallery still lets in
-        self.freshness = None
+        self.freshness = freshness
         self.events: deque[Event] = deque(maxlen=1000)  # the most recent events, for tests and STATUS
         self.stats = {"frames": 0, "processed": 0, "stale": 0, "skipped": 0, "errors": 0, "unlocks": 0}
         self.latencies_ms: deque[float] = deque(maxlen=1000)
@@ -131,7 +132,7 @@ class Gate:
         self._reload_from_watch = False  # the pending reload was requested by the gallery file watcher
         #: a signed door's light reload of the gallery alone (verify, subtract local revocations), used when
         #: only GALLERY.revoked changed: ``loader(runtime) -> Gallery`` (set by build_gate), else None
-        self.gallery_loader: Callable | None = None
+        self.gallery_loader = gallery_loader
         self._t0 = 0.0 if simulated else clock()
         self._now = 0.0
         self._last_processed: float | None = None

@@ -199,7 +199,7 @@ class AccessConfig(Section):
         return self
 
 
-_NAME = r"^[A-Za-z0-9_.-]{1,64}$"  # one MQTT topic level: no '/', '+', '#'
+TOPIC_LEVEL = r"^[A-Za-z0-9_.-]{1,64}$"  # a site or door name: one MQTT topic level: no '/', '+', '#'
 
 
 def parse_broker(url: str) -> tuple[bool, str, int]:
@@ -219,8 +219,8 @@ def parse_broker(url: str) -> tuple[bool, str, int]:
 
 class FleetConfig(Section):
     broker: str = Field(description="mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (TLS)")
-    site: str = Field(pattern=_NAME, description="site name: this door follows PREFIX/SITE/gallery")
-    door: str = Field(pattern=_NAME, description="this door's name: events go to PREFIX/SITE/DOOR/events")
+    site: str = Field(pattern=TOPIC_LEVEL, description="site name: this door follows PREFIX/SITE/gallery")
+    door: str = Field(pattern=TOPIC_LEVEL, description="this door's name: events go to PREFIX/SITE/DOOR/events")
     topic_prefix: str = Field("edgeface", pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", description="first topic levels")
     username: str | None = Field(None, description="broker user name")
     password_file: Path | None = Field(None, description="file holding the broker password (keeps it out of the config)")

@@ -107,3 +107,11 @@ def file_version(path) -> tuple | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino, st.st_ctime_ns)
+
+
+def systemd_credential(name: str) -> Path | None:
+    """``$CREDENTIALS_DIRECTORY/NAME`` when systemd passed that credential (``LoadCredential=`` /
+    ``LoadCredentialEncrypted=``) and it is a file, else None."""
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    candidate = Path(creds) / name if creds else None
+    return candidate if candidate is not None and candidate.is_file() else None

@@ -140,9 +140,10 @@ async def today(request):
     clock = s.clock
     day = _day(request.query_params.get("day", "").strip()[:10]) or clock.today()
     window = dict(start=clock.start_utc(day), end=clock.end_utc(day), limit=100_000)
-    unlocks = decorate(s.events.events(EventFilter(kind="unlock", **window)), clock)
+    rows = s.events.events(EventFilter(**window))  # one query for the day: its unlocks and its failed attempts
     problem = s.events.problem
-    failed = [e for e in s.events.events(EventFilter(**window)) if e["kind"] in FAILED and not e.get("person")]
+    unlocks = decorate([e for e in rows if e["kind"] == "unlock"], clock)
+    failed = [e for e in rows if e["kind"] in FAILED and not e.get("person")]
     attempts = sum(1 for e in failed if not is_repeat(e))
     return page(request, "today.html", {
         "people": came_in(unlocks), "unlocks": len(unlocks), "day": day, "is_today": day == clock.today(),

@@ -59,17 +59,16 @@ def add_arguments(parser) -> None:
 
 
 def _client(args, **kw):
-    import os
     from pathlib import Path
 
     from edgeface.config import FleetConfig
     from edgeface.device.fleet.mqtt_client import MqttClient
     from edgeface.errors import ConfigError
+    from edgeface.fileutil import systemd_credential
 
     password_file = args.password_file
-    creds = os.environ.get("CREDENTIALS_DIRECTORY")
-    if password_file is None and creds and (Path(creds) / "mqtt-password").is_file():
-        password_file = str(Path(creds) / "mqtt-password")
+    if password_file is None:
+        password_file = systemd_credential("mqtt-password")
     try:
         fleet = FleetConfig(broker=args.broker, site=args.site, door="desk", topic_prefix=args.prefix,
                             username=args.username, password_file=password_file and Path(password_file),
@@ -88,7 +87,13 @@ def run(args) -> int:
     return _events(args)
 
 
-def _duration(text, what):
+def door_list(text: str | None) -> list[str] | None:
+    """``--doors a,b``: the doors a signed list is for, or None (every door of its site)."""
+    return [d.strip() for d in text.split(",") if d.strip()] if text else None
+
+
+def duration_option(text, what):
+    """A duration option (``7d``, ``12h``, ...) in seconds, None when not given; a bad one is a one-line error."""
     from edgeface.device.fleet.signing import parse_duration
     from edgeface.errors import EdgefaceError
 
@@ -107,8 +112,8 @@ def _publish(args) -> int:
 
     key = load_private_key(args.key)
     read_gallery_bytes(args.gallery)  # a missing gallery is said before connecting
-    doors = [d.strip() for d in args.doors.split(",") if d.strip()] if args.doors else None
-    valid = _duration(args.valid_for, "--valid-for")
+    doors = door_list(args.doors)
+    valid = duration_option(args.valid_for, "--valid-for")
     fleet, client = _client(args)
     timeout = args.timeout or 30.0
     from edgeface.device.fleet.mqtt_client import BrokerError
@@ -118,7 +123,7 @@ def _publish(args) -> int:
         client.wait_connected(timeout)
         if args.action == "publish":
             doc = publish_gallery(client, args.gallery, key, fleet.topic_prefix, fleet.site, timeout, doors=doors,
-                                  valid_for_s=valid, fresh_valid_for_s=_duration(args.fresh_valid_for,
+                                  valid_for_s=valid, fresh_valid_for_s=duration_option(args.fresh_valid_for,
                                                                                  "--fresh-valid-for"))
         else:
             doc = publish_fresh(client, args.gallery, key, fleet.topic_prefix, fleet.site, timeout, doors=doors,

@@ -30,16 +30,13 @@ def run(args) -> int:
     import time
 
     from edgeface.device.fleet import keys, signing
-    from edgeface.errors import EdgefaceError
+
+    from .fleet import door_list, duration_option
 
     if args.action == "sign":
-        try:
-            valid = signing.parse_duration(args.valid_for)
-        except ValueError as exc:
-            raise EdgefaceError(f"--valid-for: {exc}") from None
-        doors = [d.strip() for d in args.doors.split(",") if d.strip()] if args.doors else None
-        path, doc = signing.sign_file(args.gallery, keys.load_private_key(args.key), args.site, doors=doors,
-                                      valid_for_s=valid)
+        valid = duration_option(args.valid_for, "--valid-for")
+        path, doc = signing.sign_file(args.gallery, keys.load_private_key(args.key), args.site,
+                                      doors=door_list(args.doors), valid_for_s=valid)
         print(f"signed {args.gallery} ({doc.statement.describe()}, {doc.size} bytes) with key {doc.key_id}: {path}")
         return 0
     public_key = keys.load_public_key(args.key)

@@ -31,10 +31,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from edgeface.config import TOPIC_LEVEL
 from edgeface.errors import EdgefaceError
 from edgeface.fileutil import atomic_write_bytes
 
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_NAME = re.compile(TOPIC_LEVEL)
 DESK, COLLECTOR = "desk", "collector"
 
 

@@ -56,6 +56,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from edgeface.config import TOPIC_LEVEL
 from edgeface.fileutil import atomic_write_bytes
 from edgeface.gallery import Gallery, GalleryError, GalleryNotFoundError
 from edgeface.revocations import SIGNED_RECORD_SUFFIX as VERSION_SUFFIX
@@ -79,7 +80,7 @@ FUTURE_SKEW_S = 300
 DEFAULT_VALID_S = 7 * 86400
 #: how long a "still current" statement stays valid by default (``fleet refresh --valid-for``)
 DEFAULT_FRESH_VALID_S = 86400
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_NAME = re.compile(TOPIC_LEVEL)
 
 
 class GallerySignatureError(GalleryError):

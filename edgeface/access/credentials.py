@@ -96,15 +96,10 @@ def load_pin_secret(path) -> bytes:
 
 def find_pin_secret(path=None) -> bytes | None:
     """``path`` if given, else the systemd credential ``$CREDENTIALS_DIRECTORY/pin-secret`` if present, else None."""
-    from pathlib import Path
+    from ..fileutil import systemd_credential
 
-    if path is None:
-        creds = os.environ.get("CREDENTIALS_DIRECTORY")
-        candidate = Path(creds) / SECRET_CREDENTIAL if creds else None
-        if candidate is None or not candidate.is_file():
-            return None
-        path = candidate
-    return load_pin_secret(path)
+    path = path if path is not None else systemd_credential(SECRET_CREDENTIAL)
+    return None if path is None else load_pin_secret(path)
 
 
 def _scrypt(pin: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
