@@ -35,14 +35,23 @@ class Runtime:
     """Everything a config resolves to that a reload replaces as one unit."""
 
     config: GateConfig
-    bundle: Bundle
-    key: str
-    recognizer: Recognizer
-    thresholds: object  # edgeface.thresholds.Thresholds
+    recognizer: Recognizer  # the bundle, the model key and everything that turns a frame into scores
     gallery: Gallery
     matcher: object  # edgeface.match.Matcher
-    params: PolicyParams
+    params: PolicyParams  # the decision rules, with the thresholds resolved for this config
     access: object | None = None  # edgeface.device.access.rules.AccessRules: modes, credentials, schedules
+
+    @property
+    def bundle(self) -> Bundle:
+        return self.recognizer.bundle
+
+    @property
+    def key(self) -> str:
+        return self.recognizer.key
+
+    @property
+    def thresholds(self):  # edgeface.thresholds.Thresholds
+        return self.params.thresholds
 
     @property
     def threshold(self) -> float:
@@ -78,9 +87,8 @@ def load_runtime(cfg: GateConfig, *, detector=None, threshold: float | None = No
         log.warning("%s", warning)
     recognizer = Recognizer.from_config(cfg, frame_detector=detector, bundle=checked.bundle)
     recognizer.detector  # the door's detector is built now: a missing detector model fails at start, not on a face
-    thresholds = checked.thresholds
-    params = PolicyParams.from_config(cfg.policy, thresholds)
-    bare = Runtime(cfg, checked.bundle, checked.key, recognizer, thresholds, checked.gallery, None, params)
+    params = PolicyParams.from_config(cfg.policy, checked.thresholds)
+    bare = Runtime(cfg, recognizer, checked.gallery, None, params)  # the model key resolved as preflight did
     return bare.with_gallery(checked.gallery)  # the one way a gallery goes live: its matcher and access rules
 
 
